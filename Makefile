@@ -1,0 +1,41 @@
+# Two commands for a fresh machine (see README):  make run   and   make test
+# Both run the set-up step first: a virtualenv in .venv with portrait installed, and the Delta Lake jars
+# fetched once from Maven Central into ~/.cache/portrait (later Spark starts, tests included, are offline).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DATE   ?=
+PYTEST_ARGS ?=
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test lint clean-state check-java
+
+setup: $(STAMP)
+	@$(BIN)/python -m portrait.spark fetch-jars
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { echo "error: Java not found. portrait runs Apache Spark, which needs Java 17 or newer: install OpenJDK 17 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME." >&2; exit 1; }
+	@java -version 2>&1 | awk -F'"' '/version/ { split($$2, v, "."); if (v[1] < 17) { print "error: Java " $$2 " found; portrait needs Java 17 or newer" > "/dev/stderr"; exit 1 } }'
+
+$(STAMP): setup.py | check-java
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+# The main job end to end on the embedded default: local Spark, a Delta directory in .portrait/lakehouse,
+# MLflow on SQLite in .portrait/mlflow.db, synthetic data generated when no input tables exist.
+run: setup
+	$(BIN)/portrait daily --conf conf/local.yml $(if $(DATE),--date $(DATE))
+
+test: setup
+	$(BIN)/ruff check portrait jobs tests bench
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check portrait jobs tests bench
+
+# Remove the local lakehouse and MLflow store (not the virtualenv or the jar cache).
+clean-state:
+	rm -rf .portrait

@@ -1,0 +1,11 @@
+"""Entry point of the 'portrait' job for spark-submit and Databricks.
+
+Usage: `spark-submit jobs/portrait.py --conf conf/local.yml --date 2026-11-27`
+"""
+
+import sys
+
+from portrait.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["portrait", *sys.argv[1:]]))

@@ -1,0 +1,275 @@
+"""One typed, validated configuration for every job.
+
+A run's configuration is ``conf/base.yml`` with an environment file laid over it (``conf/local.yml``,
+``conf/dev.yml`` or ``conf/prod.yml``), then environment variables of the form
+``PORTRAIT__SECTION__KEY=value`` laid over that (values are parsed as YAML scalars, so ``8``, ``0.5``,
+``true`` and ``[7, 30]`` keep their types). The merged mapping is validated once into :class:`Config`; an
+unknown key, a wrong type or a missing value is a :class:`ConfigError` naming the key and the file (or
+variable) it came from.
+
+Example::
+
+    cfg = load_config("conf/local.yml")
+    cfg.tables.clickstream          # "clickstream"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "PORTRAIT__"
+BASE_FILE_NAME = "base.yml"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key and the file it came from in the message."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakehouseConfig(_Section):
+    """Where the tables live: a directory of Delta tables, or a catalog.schema in a metastore."""
+
+    path: str | None = Field(None, description="Directory holding one Delta table per sub-folder.")
+    catalog: str | None = None
+    schema_name: str | None = Field(None, alias="schema")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> LakehouseConfig:
+        if (self.path is None) == (self.schema_name is None):
+            raise ValueError("set exactly one of 'path' (a directory) or 'schema' (a metastore schema)")
+        for part in (self.catalog, self.schema_name):
+            if part is not None and not _IDENTIFIER.match(part):
+                raise ValueError(f"catalog/schema name {part!r} must be a plain SQL identifier")
+        return self
+
+
+class TablesConfig(_Section):
+    """Physical table names; each is a plain identifier (it becomes a folder or a metastore table)."""
+
+    clickstream: str = "clickstream"
+    orders: str = "orders"
+    items: str = "items"
+    users: str = "users"
+    reviews: str = "reviews"
+    user_features: str = "user_features"
+    user_portrait: str = "user_portrait"
+
+    @field_validator("*")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"table name {value!r} must be a plain identifier (letters, digits, _)")
+        return value
+
+
+class FeaturesConfig(_Section):
+    """Feature engineering settings."""
+
+    text_window_days: int = Field(30, ge=1, le=365)
+    max_tokens_per_user: int = Field(200, ge=10, le=10_000)
+    min_token_length: int = Field(1, ge=1, le=10)
+
+
+class ModelConfig(_Section):
+    """Propensity model: label, training snapshots and Spark ML pipeline parameters."""
+
+    name: str = "purchase_propensity"
+    label_horizon_days: int = Field(7, ge=1, le=90)
+    training_snapshots: int = Field(3, ge=1, le=52)
+    snapshot_step_days: int = Field(7, ge=1, le=90)
+    hashing_features: int = Field(1 << 14, ge=16, le=1 << 22)
+    idf_min_doc_freq: int = Field(3, ge=0)
+    selected_text_features: int = Field(300, ge=1)
+    reg_param: float = Field(0.01, ge=0.0)
+    elastic_net_param: float = Field(0.0, ge=0.0, le=1.0)
+    max_iter: int = Field(100, ge=1, le=10_000)
+    seed: int = 42
+
+
+class MlflowConfig(_Section):
+    """Where runs and models are tracked."""
+
+    tracking_uri: str
+    experiment: str = "portrait"
+    artifact_location: str | None = Field(
+        None, description="Artifact root for a new experiment; a local folder or a URI."
+    )
+    register_model: bool = True
+
+
+class GenerateConfig(_Section):
+    """Synthetic data used when the input tables do not exist yet."""
+
+    users: int = Field(4000, ge=10)
+    days: int = Field(60, ge=14)
+    seed: int = 7
+
+
+class SparkConfig(_Section):
+    """Session settings for local mode; on a cluster the existing session is reused."""
+
+    master: str = "local[2]"
+    app_name: str = "portrait"
+    shuffle_partitions: int = Field(4, ge=1)
+    driver_memory: str = "4g"
+    options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+[kmgt]", value.lower()):
+            raise ValueError(f"driver_memory {value!r} must look like 4g or 2048m")
+        return value
+
+
+class Config(_Section):
+    """The whole configuration of a run. Build it with :func:`load_config`."""
+
+    environment: Literal["local", "dev", "prod", "test"]
+    time_zone: str
+    lakehouse: LakehouseConfig
+    tables: TablesConfig = TablesConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    mlflow: MlflowConfig
+    generate: GenerateConfig = GenerateConfig()
+    spark: SparkConfig = SparkConfig()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Asia/Shanghai") from exc
+        return value
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the effective configuration, logged with every model run."""
+        text = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any], origin: str, origins: dict[str, str],
+           prefix: str = "") -> dict[str, Any]:
+    """Deep-merge ``overlay`` into ``base``, recording which source set each dotted key."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and key != "options":
+            merged[key] = _merge(dict(merged[key]), value, origin, origins, f"{dotted}.")
+        else:
+            merged[key] = value
+            origins[dotted] = origin
+            if isinstance(value, Mapping):
+                for sub in value:
+                    origins[f"{dotted}.{sub}"] = origin
+    return merged
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    overrides = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not path:
+            raise ConfigError(f"environment variable {name} names no config key")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"environment variable {name}: value {raw!r} is not a YAML scalar") from exc
+        nested: dict[str, Any] = {path[-1]: value}
+        for part in reversed(path[:-1]):
+            nested = {part: nested}
+        overrides.append((f"environment variable {name}", nested))
+    return overrides
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate the configuration for one environment file.
+
+    Parameters
+    ----------
+    path:
+        An environment file such as ``conf/local.yml``. ``base.yml`` in the same folder is read first and the
+        file is laid over it. Passing ``base.yml`` itself is allowed.
+    environ:
+        Environment variables to take ``PORTRAIT__…`` overrides from; defaults to ``os.environ``.
+
+    Returns
+    -------
+    Config
+        The validated, immutable configuration.
+
+    Raises
+    ------
+    ConfigError
+        For a missing or unreadable file, an unknown key, a wrong type or a missing value; the message
+        names the dotted key and the file or environment variable it came from.
+    """
+    env_file = Path(path)
+    base_file = env_file.parent / BASE_FILE_NAME
+    origins: dict[str, str] = {}
+    merged: dict[str, Any] = {}
+    sources = [base_file] if base_file.exists() and base_file.resolve() != env_file.resolve() else []
+    sources.append(env_file)
+    for source in sources:
+        merged = _merge(merged, _read_yaml(source), str(source), origins)
+    for origin, nested in _env_overrides(os.environ if environ is None else environ):
+        merged = _merge(merged, nested, origin, origins)
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origins, str(env_file))) from None
+
+
+def _describe(exc: ValidationError, origins: Mapping[str, str], default_origin: str) -> str:
+    lines = []
+    for error in exc.errors():
+        location = [str(p) for p in error["loc"]]
+        dotted = ".".join(location)
+        origin = next(
+            (origins[".".join(location[:i])] for i in range(len(location), 0, -1)
+             if ".".join(location[:i]) in origins),
+            default_origin,
+        )
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see conf/base.yml for the allowed keys)"
+        elif error["type"] == "missing":
+            message = "missing value: this key is required"
+        else:
+            message = f"{error['msg']} (got {error.get('input')!r})"
+        lines.append(f"{origin}: key '{dotted}': {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

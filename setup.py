@@ -1,0 +1,47 @@
+"""Packaging for portrait: e-commerce user portraits on Spark, Delta Lake and MLflow."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+# One pinned, mutually compatible set.  delta-spark 4.4.0 is the newest release whose jar
+# (io.delta:delta-spark_4.2_2.13) Maven Central serves and it accepts pyspark up to 4.2.0.
+INSTALL_REQUIRES = [
+    "pyspark==4.2.0",
+    "delta-spark==4.4.0",
+    "mlflow>=3.10,<4",
+    "pyarrow>=15",
+    "pandas>=2.2,<3",  # pyspark 4.2 does not yet support pandas 3
+    "numpy>=1.26",
+    "pydantic>=2.6,<3",
+    "PyYAML>=6.0",
+    "jieba==0.42.1",
+]
+
+EXTRAS_REQUIRE = {
+    "dev": [
+        "pytest>=8",
+        "ruff>=0.6",
+        "jsonschema>=4.20",
+    ],
+}
+
+setup(
+    name="portrait",
+    version="0.1.0",
+    description="E-commerce user portraits (用户画像) on Apache Spark, Delta Lake and MLflow",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["portrait", "portrait.*"]),
+    package_data={"portrait": ["py.typed"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["portrait=portrait.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Information Analysis",
+    ],

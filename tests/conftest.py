@@ -1,0 +1,43 @@
+"""Shared fixtures: one local SparkSession for the whole run, and a fresh lakehouse per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from portrait.config import Config, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+LOCAL_CONF = REPO / "conf" / "local.yml"
+
+
+def make_config(root: Path, **overrides: str) -> Config:
+    """The local configuration with its lakehouse and MLflow store moved under ``root``.
+
+    ``overrides`` use the environment-variable syntax without prefix, e.g. ``MODEL__MAX_ITER="20"``.
+    """
+    environ = {
+        "PORTRAIT__ENVIRONMENT": "test",
+        "PORTRAIT__LAKEHOUSE__PATH": str(root / "lakehouse"),
+        "PORTRAIT__MLFLOW__TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "PORTRAIT__MLFLOW__ARTIFACT_LOCATION": str(root / "mlartifacts"),
+        "PORTRAIT__SPARK__SHUFFLE_PARTITIONS": "2",
+        **{f"PORTRAIT__{key}": value for key, value in overrides.items()},
+    }
+    return load_config(LOCAL_CONF, environ=environ)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from portrait.spark import get_spark
+
+    cfg = make_config(tmp_path_factory.mktemp("session"))
+    session = get_spark(cfg)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def cfg(tmp_path) -> Config:
+    return make_config(tmp_path)

@@ -21,7 +21,7 @@ check-java:
 $(STAMP): setup.py | check-java
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[spark,dev]"
 	@touch $@
 
 # The main job end to end on the embedded default: local Spark, a Delta directory in .portrait/lakehouse,

@@ -9,8 +9,6 @@ HERE = Path(__file__).parent
 # One pinned, mutually compatible set.  delta-spark 4.4.0 is the newest release whose jar
 # (io.delta:delta-spark_4.2_2.13) Maven Central serves and it accepts pyspark up to 4.2.0.
 INSTALL_REQUIRES = [
-    "pyspark==4.2.0",
-    "delta-spark==4.4.0",
     "mlflow>=3.10,<4",
     "pyarrow>=15",
     "pandas>=2.2,<3",  # pyspark 4.2 does not yet support pandas 3
@@ -20,7 +18,12 @@ INSTALL_REQUIRES = [
     "jieba==0.42.1",
 ]
 
+# Spark itself is an extra: a Databricks runtime brings its own pyspark and Delta, and pip-installing the
+# open-source ones over them breaks the cluster. Local installs and CI use `pip install -e ".[spark,dev]"`.
+SPARK_REQUIRES = ["pyspark==4.2.0", "delta-spark==4.4.0"]
+
 EXTRAS_REQUIRE = {
+    "spark": SPARK_REQUIRES,
     "dev": [
         "pytest>=8",
         "ruff>=0.6",
@@ -45,3 +48,4 @@ setup(
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Information Analysis",
     ],
+)

@@ -12,12 +12,12 @@ REPO = Path(__file__).resolve().parents[1]
 LOCAL_CONF = REPO / "conf" / "local.yml"
 
 
-def make_config(root: Path, **overrides: str) -> Config:
-    """The local configuration with its lakehouse and MLflow store moved under ``root``.
+def config_environ(root: Path, **overrides: str) -> dict[str, str]:
+    """``PORTRAIT__…`` variables that move the local configuration's lakehouse and MLflow under ``root``.
 
-    ``overrides`` use the environment-variable syntax without prefix, e.g. ``MODEL__MAX_ITER="20"``.
+    ``overrides`` use the variable syntax without prefix, e.g. ``MODEL__MAX_ITER="20"``.
     """
-    environ = {
+    return {
         "PORTRAIT__ENVIRONMENT": "test",
         "PORTRAIT__LAKEHOUSE__PATH": str(root / "lakehouse"),
         "PORTRAIT__MLFLOW__TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
@@ -25,7 +25,11 @@ def make_config(root: Path, **overrides: str) -> Config:
         "PORTRAIT__SPARK__SHUFFLE_PARTITIONS": "2",
         **{f"PORTRAIT__{key}": value for key, value in overrides.items()},
     }
-    return load_config(LOCAL_CONF, environ=environ)
+
+
+def make_config(root: Path, **overrides: str) -> Config:
+    """The local configuration with its lakehouse and MLflow store under ``root`` (see config_environ)."""
+    return load_config(LOCAL_CONF, environ=config_environ(root, **overrides))
 
 
 @pytest.fixture(scope="session")

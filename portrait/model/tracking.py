@@ -9,6 +9,7 @@ from typing import Any
 
 import mlflow
 import mlflow.spark
+import pyspark
 from mlflow.models import infer_signature
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
@@ -71,6 +72,8 @@ def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFr
             model,
             artifact_path=MODEL_ARTIFACT,
             signature=signature,
+            # Stated, not inferred: inference reloads the model in a subprocess and costs seconds per run.
+            pip_requirements=[f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__version__}"],
             registered_model_name=cfg.model.name if cfg.mlflow.register_model else None,
         )
         version = getattr(info, "registered_model_version", None)

@@ -1,0 +1,90 @@
+"""Table I/O: contracts enforced on read and write, partitions replaced atomically and only their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import types as T
+from pyspark.testing import assertDataFrameEqual
+
+from portrait import io
+from portrait.schemas import USER_FEATURES, TableContract, _col
+
+SMALL = TableContract(
+    name="user_features",  # reuses a configured table name; the schema is the test's own
+    description="A small test table.",
+    schema=T.StructType([
+        _col("user_id", T.StringType(), "Customer id.", False),
+        _col("value", T.LongType(), "A number."),
+        _col("dt", T.DateType(), "Partition date.", False),
+    ]),
+    partition_by=("dt",),
+)
+D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+
+
+def _rows(spark, rows):
+    return spark.createDataFrame(rows, SMALL.schema)
+
+
+def test_replace_partition_is_idempotent_and_leaves_other_dates_alone(spark, cfg):
+    io.replace_partition(spark, cfg, SMALL, _rows(spark, [("a", 1, D1), ("b", 2, D1)]), D1)
+    io.replace_partition(spark, cfg, SMALL, _rows(spark, [("a", 10, D2)]), D2)
+    io.replace_partition(spark, cfg, SMALL, _rows(spark, [("a", 1, D1), ("b", 2, D1)]), D1)
+    io.replace_partition(spark, cfg, SMALL, _rows(spark, [("c", 3, D1)]), D1)
+    expected = _rows(spark, [("c", 3, D1), ("a", 10, D2)])
+    assertDataFrameEqual(io.read_table(spark, cfg, SMALL), expected)
+
+
+def test_a_row_of_another_date_cannot_be_written_into_a_partition(spark, cfg):
+    io.replace_partition(spark, cfg, SMALL, _rows(spark, [("a", 1, D1)]), D1)
+    with pytest.raises(Exception, match="(?i)replaceWhere|does not conform|DELTA_REPLACE_WHERE_MISMATCH"):
+        io.replace_partition(spark, cfg, SMALL, _rows(spark, [("z", 9, D2)]), D1)
+    assertDataFrameEqual(io.read_table(spark, cfg, SMALL), _rows(spark, [("a", 1, D1)]))
+
+
+def test_day_must_be_a_date_object(spark, cfg):
+    with pytest.raises(TypeError, match="datetime.date"):
+        io.replace_partition(spark, cfg, SMALL, _rows(spark, [("a", 1, D1)]), "2026-11-01' OR '1'='1")
+
+
+def test_created_table_carries_comments_not_null_and_partitioning(spark, cfg):
+    ref = io.ensure_table(spark, cfg, SMALL)
+    stored = spark.read.format("delta").load(ref.path).schema
+    assert stored["user_id"].metadata["comment"] == "Customer id."
+    assert stored["user_id"].nullable is False and stored["value"].nullable is True
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{ref.path}`").first()
+    assert detail["partitionColumns"] == ["dt"]
+    assert detail["description"] == "A small test table."
+
+
+def test_not_null_contract_is_enforced_on_write(spark, cfg):
+    with pytest.raises(Exception, match="(?i)null"):
+        io.replace_partition(spark, cfg, SMALL, spark.createDataFrame(
+            [(None, 1, D1)], "user_id string, value long, dt date"), D1)
+
+
+def test_missing_table_error_names_the_table_and_the_fix(spark, cfg):
+    with pytest.raises(io.TableNotFoundError, match=r"table 'clickstream' does not exist at .*portrait generate"):
+        from portrait.schemas import CLICKSTREAM
+
+        io.read_table(spark, cfg, CLICKSTREAM)
+
+
+def test_schema_mismatch_names_table_and_column(spark, cfg):
+    ref = io.table_ref(cfg, USER_FEATURES)
+    spark.createDataFrame([("a", "x", D1)], "user_id string, value string, dt date").write.format("delta").save(ref.path)
+    with pytest.raises(io.SchemaMismatchError, match=r"column 'value' is string, the contract says bigint"):
+        io.read_table(spark, cfg, SMALL)
+    with pytest.raises(io.SchemaMismatchError, match=r"has no column 'days_since_first_event'"):
+        io.read_table(spark, cfg, USER_FEATURES)
+
+
+def test_versions_count_commits_and_time_travel_reads_an_old_version(spark, cfg):
+    assert io.table_version(spark, cfg, SMALL) is None
+    io.replace_partition(spark, cfg, SMALL, _rows(spark, [("a", 1, D1)]), D1)
+    first = io.table_version(spark, cfg, SMALL)
+    io.replace_partition(spark, cfg, SMALL, _rows(spark, [("a", 2, D1)]), D1)
+    assert io.table_version(spark, cfg, SMALL) == first + 1
+    assertDataFrameEqual(io.read_table(spark, cfg, SMALL, version=first), _rows(spark, [("a", 1, D1)]))

@@ -49,7 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=None)
     jobs.add_parser("features", parents=[common], help="compute the user_features partition of --date")
     jobs.add_parser("train", parents=[common], help="fit and log the propensity model as of --date")
-    score = jobs.add_parser("portrait", parents=[common],
+    score = jobs.add_parser("score", parents=[common],
                             help="score users with a registered model and write user_portrait for --date")
     score.add_argument("--model-uri", default=None,
                        help="MLflow model URI (default: newest registered version)")
@@ -114,7 +114,7 @@ def _train(args, cfg, day) -> int:
     return 0
 
 
-def _portrait(args, cfg, day) -> int:
+def _score(args, cfg, day) -> int:
     from portrait.model import tracking
     from portrait.pipeline import run_portrait
 
@@ -138,7 +138,7 @@ _JOBS: dict[str, Callable[..., int]] = {
     "generate": _generate,
     "features": _features,
     "train": _train,
-    "portrait": _portrait,
+    "score": _score,
     "daily": _daily,
 }
 

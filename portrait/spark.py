@@ -47,12 +47,15 @@ _STATIC_SETTINGS = {
     "spark.sql.extensions": DELTA_EXTENSION,
     "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
 }
-_LOCAL_SETTINGS = {
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
+# Session-level settings for any local-mode session, including one started by spark-submit --master local.
+_LOCAL_SQL_SETTINGS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     # Delta rebuilds table state with this many tasks (default 50); a small machine wants few.
     "spark.databricks.delta.snapshotPartitions": "2",
+}
+_LOCAL_SETTINGS = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
     "spark.sql.warehouse.dir": "",  # filled per lakehouse below
     "spark.driver.extraJavaOptions": "-Dderby.system.home={scratch} -XX:+UseG1GC",
 }
@@ -197,7 +200,10 @@ def _build_local(cfg: Config) -> SparkSession:
 def _apply_session_settings(session: SparkSession, cfg: Config) -> None:
     session.conf.set("spark.sql.session.timeZone", cfg.time_zone)
     session.conf.set("spark.sql.shuffle.partitions", str(cfg.spark.shuffle_partitions))
-    for key, value in _SQL_SETTINGS.items():
+    settings = dict(_SQL_SETTINGS)
+    if session.sparkContext.master.startswith("local"):
+        settings.update(_LOCAL_SQL_SETTINGS)
+    for key, value in settings.items():
         session.conf.set(key, value)
     session.sparkContext.setLogLevel("WARN")
 
@@ -225,10 +231,16 @@ def _require_java() -> None:
         )
 
 
-def submit_args() -> list[str]:
-    """spark-submit options that give a submitted job the Delta jars and settings."""
-    args = ["--jars", ",".join(str(j) for j in delta_jars())]
-    for key, value in _STATIC_SETTINGS.items():
+DEFAULT_SUBMIT_DRIVER_MEMORY = "4g"
+
+
+def submit_args(driver_memory: str = DEFAULT_SUBMIT_DRIVER_MEMORY) -> list[str]:
+    """spark-submit options that give a submitted job the Delta jars, Delta settings and driver memory.
+
+    Driver memory must be given here: under spark-submit the driver JVM starts before portrait runs.
+    """
+    args = ["--jars", ",".join(str(j) for j in delta_jars()), "--driver-memory", driver_memory]
+    for key, value in {**_STATIC_SETTINGS, "spark.ui.showConsoleProgress": "false"}.items():
         args += ["--conf", f"{key}={value}"]
     return args
 
@@ -238,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch-jars", help="download the Delta jars once into the local cache")
     fetch.add_argument("--force", action="store_true")
-    sub.add_parser("submit-args", help="print spark-submit options for Delta, one per line")
+    submit = sub.add_parser("submit-args", help="print spark-submit options for Delta, one per line")
+    submit.add_argument("--driver-memory", default=DEFAULT_SUBMIT_DRIVER_MEMORY)
     sub.add_parser("jars", help="print the Delta jar paths, comma-separated")
     args = parser.parse_args(argv)
     try:
@@ -246,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             jars = fetch_delta_jars(force=args.force)
             print(f"{len(jars)} jars for {delta_maven_coordinate()} in {jars_dir()}")
         elif args.command == "submit-args":
-            print("\n".join(submit_args()))
+            print("\n".join(submit_args(args.driver_memory)))
         else:
             print(",".join(str(j) for j in delta_jars()))
     except SparkSetupError as exc:

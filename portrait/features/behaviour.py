@@ -80,7 +80,7 @@ def order_features(day: dt.date) -> Transformation:
 
     Output columns: ``user_id``, ``days_since_last_order`` (recency), ``orders_<w>d`` (frequency: distinct
     orders) and ``spend_<w>d`` (monetary: quantity × unit price − discount) for 30 and 90 days, and
-    ``days_since_last_order_event`` used to complete the user's last-activity date.
+    ``days_since_first_order``, used to complete the user's first-activity date.
     """
 
     def transform(orders: DataFrame) -> DataFrame:

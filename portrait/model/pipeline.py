@@ -4,7 +4,7 @@ Stages:
 
 1. ``SQLTransformer``: numeric features → ``log1p`` (counts and money are heavy-tailed), recency without an
    order → the lookback length plus a "has ordered" flag.
-2. Text: ``Tokenizer → HashingTF(binary) → IDF → ChiSqSelector``. The term frequencies are *binary*, so
+2. Text: ``RegexTokenizer → HashingTF(binary) → IDF → ChiSqSelector``. The term frequencies are *binary*, so
    after IDF every hashed term takes exactly two values (absent, or its IDF weight). ChiSqSelector treats
    each distinct value as a category, which is then exactly a presence/absence test per term, the
    chi-square it is meant for, instead of one category per raw count.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pyspark.ml import Pipeline
 from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.feature import IDF, ChiSqSelector, HashingTF, SQLTransformer, Tokenizer, VectorAssembler
+from pyspark.ml.feature import IDF, ChiSqSelector, HashingTF, RegexTokenizer, SQLTransformer, VectorAssembler
 
 from portrait.config import ModelConfig
 from portrait.features.behaviour import LOOKBACK_DAYS
@@ -53,7 +53,9 @@ def build_pipeline(settings: ModelConfig) -> Pipeline:
     """An unfitted Pipeline from ``user_features`` columns (plus ``label`` when fitting) to probability."""
     stages = [
         SQLTransformer(statement=_numeric_statement()),
-        Tokenizer(inputCol="text_clean", outputCol="text_tokens"),
+        # Not Tokenizer: it turns "" into [""], one fake term shared by every user without text.
+        RegexTokenizer(inputCol="text_clean", outputCol="text_tokens", pattern="\\s+", gaps=True,
+                       minTokenLength=1),
         HashingTF(inputCol="text_tokens", outputCol="text_tf", numFeatures=settings.hashing_features,
                   binary=True),
         IDF(inputCol="text_tf", outputCol="text_tfidf", minDocFreq=settings.idf_min_doc_freq),

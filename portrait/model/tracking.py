@@ -61,6 +61,8 @@ def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFr
     experiment_id = use_experiment(cfg)
     example_rows = example_features.select(*MODEL_INPUT_COLUMNS).limit(_INPUT_EXAMPLE_ROWS)
     example = example_rows.toPandas()
+    # Integer features may be null (e.g. no order yet); as doubles the signature accepts the missing values.
+    example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
     # The pyfunc flavour of a Spark model returns its "prediction" column; the signature says so.
     predictions = model.transform(example_rows).select("prediction").toPandas()
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:

@@ -1,0 +1,250 @@
+"""Exact tests of portrait assembly: ranks, RFM, lifecycle, deciles, tags (portrait/publish/assemble.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
+
+from portrait.publish.assemble import (
+    NO_PURCHASE_SEGMENT,
+    RFM_SEGMENT_RULES,
+    CutPoints,
+    assemble_portrait,
+    cut_points,
+    rank_against,
+)
+from portrait.schemas import USER_PORTRAIT
+
+FEATURE_DAY = dt.date(2024, 6, 30)
+PORTRAIT_DAY = dt.date(2024, 7, 1)
+MODEL, RUN = "purchase_propensity", "run-123"
+
+# Scored user_features rows: the columns assembly reads, plus one (views_7d) it must drop.
+SCORED = T.StructType(
+    [
+        T.StructField("user_id", T.StringType()),
+        T.StructField("days_since_first_event", T.IntegerType()),
+        T.StructField("days_since_last_event", T.IntegerType()),
+        T.StructField("days_since_last_order", T.IntegerType()),
+        T.StructField("orders_90d", T.LongType()),
+        T.StructField("spend_90d", T.DoubleType()),
+        T.StructField("carts_7d", T.LongType()),
+        T.StructField("buys_7d", T.LongType()),
+        T.StructField("views_7d", T.LongType()),
+        T.StructField("top_category_30d", T.StringType()),
+        T.StructField("purchase_propensity", T.DoubleType()),
+        T.StructField("dt", T.DateType()),
+    ]
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# rank_against
+# ---------------------------------------------------------------------------------------------
+
+
+def test_rank_against_counts_edges_strictly_below_and_ties_share_a_rank(spark):
+    frame = spark.createDataFrame(
+        [(0.0,), (1.0,), (1.5,), (2.0,), (2.5,), (5.0,), (5.1,)], "x double"
+    )
+    edges = [1.0, 2.0, 2.0, 5.0]
+    actual = frame.select("x", rank_against("x", edges).alias("rank"), rank_against("x", []).alias("no_edges"))
+    expected = spark.createDataFrame(
+        [(0.0, 1, 1), (1.0, 1, 1), (1.5, 2, 1), (2.0, 2, 1), (2.5, 4, 1), (5.0, 4, 1), (5.1, 5, 1)],
+        "x double, rank int, no_edges int",
+    )
+    assertDataFrameEqual(actual, expected)
+
+
+def test_rank_against_integer_column_and_unsorted_values(spark):
+    frame = spark.createDataFrame([(7,), (3,), (10,), (11,), (0,)], "n long")
+    actual = frame.select("n", rank_against("n", [3.0, 5.0, 10.0]).alias("rank"))
+    expected = spark.createDataFrame([(7, 3), (3, 1), (10, 3), (11, 4), (0, 1)], "n long, rank int")
+    assertDataFrameEqual(actual, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# assemble_portrait
+# ---------------------------------------------------------------------------------------------
+
+CUTS = CutPoints(
+    recency=[2.0, 5.0, 10.0, 30.0],
+    frequency=[1.0, 1.0, 2.0, 3.0],
+    monetary=[50.0, 100.0, 200.0, 400.0],
+    propensity=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+)
+
+
+def test_assemble_portrait_exact_rows(spark):
+    fd = FEATURE_DAY
+    scored = spark.createDataFrame(
+        [
+            # user      first last recency orders spend carts buys views top  propensity
+            ("champ", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.95, fd),
+            ("loyal", 89, 8, 10, 3, 300.0, 0, 0, 0, "c2", 0.9, fd),   # M4: not high_value
+            ("newc", 13, 3, 3, 1, 50.0, 2, 0, 5, "c3", 0.5, fd),
+            ("potl", 14, 7, 6, 1, 200.0, 0, 0, 0, None, 0.05, fd),  # 200 is an edge: M3, not M4
+            ("risk", 89, 30, 30, 3, 401.0, 0, 2, 0, "c1", 0.1, fd),
+            ("hib", 60, 31, 31, 1, 10.0, 0, 0, 0, "c4", 0.15, fd),
+            ("nb_new", 5, 0, None, 0, 0.0, 1, 0, 9, "c5", 0.99, fd),
+            ("nb_churn", 80, 45, None, 0, 0.0, 0, 0, 0, None, 0.0, fd),
+        ],
+        SCORED,
+    )
+    expected = spark.createDataFrame(
+        [
+            # user  lifecycle  rfm  R F M  top  propensity decile  tags
+            ("champ", "active", "champions", 5, 5, 5, "c1", 0.95, 10,
+             ["lifecycle_active", "rfm_champions", "high_propensity", "high_value"]),
+            ("loyal", "sleeping", "loyal_customers", 3, 4, 4, "c2", 0.9, 9,
+             ["lifecycle_sleeping", "rfm_loyal_customers", "high_propensity"]),
+            ("newc", "new", "new_customers", 4, 1, 1, "c3", 0.5, 5,
+             ["lifecycle_new", "rfm_new_customers", "cart_abandoner"]),
+            ("potl", "active", "potential_loyalists", 3, 1, 3, None, 0.05, 1,
+             ["lifecycle_active", "rfm_potential_loyalists"]),
+            ("risk", "sleeping", "at_risk", 2, 4, 5, "c1", 0.1, 1,
+             ["lifecycle_sleeping", "rfm_at_risk", "high_value"]),
+            ("hib", "churned", "hibernating", 1, 1, 1, "c4", 0.15, 2,
+             ["lifecycle_churned", "rfm_hibernating"]),
+            ("nb_new", "new", NO_PURCHASE_SEGMENT, 1, 1, 1, "c5", 0.99, 10,
+             ["lifecycle_new", "rfm_no_purchase", "high_propensity", "cart_abandoner"]),
+            ("nb_churn", "churned", NO_PURCHASE_SEGMENT, 1, 1, 1, None, 0.0, 1,
+             ["lifecycle_churned", "rfm_no_purchase"]),
+        ],
+        "user_id string, lifecycle_stage string, rfm_segment string, recency_score int, frequency_score int, "
+        "monetary_score int, top_category string, purchase_propensity double, propensity_decile int, "
+        "tags array<string>",
+    ).select(
+        "*",
+        F.lit(MODEL).alias("model_name"),
+        F.lit(RUN).alias("model_run_id"),
+        F.lit(FEATURE_DAY).alias("feature_dt"),
+        F.lit(PORTRAIT_DAY).alias("dt"),
+        F.array().cast("array<string>").alias("reason_codes"),  # the scored rows carry no reason codes
+    )
+    actual = scored.transform(assemble_portrait(PORTRAIT_DAY, CUTS, MODEL, RUN))
+    assert actual.columns == USER_PORTRAIT.columns
+    assertSchemaEqual(actual.schema, USER_PORTRAIT.schema)
+    assertDataFrameEqual(actual, expected, rtol=0.0, atol=0.0)
+
+
+def test_lifecycle_stage_boundaries(spark):
+    cases = [
+        # first, last, recency, stage: tenure <= 13 is new whatever the idleness; then idle <= 7 / <= 30.
+        (0, 0, None, "new"), (13, 13, 5, "new"), (14, 0, None, "active"), (14, 7, 7, "active"),
+        (40, 8, None, "sleeping"), (40, 30, 30, "sleeping"), (40, 31, None, "churned"), (89, 89, 89, "churned"),
+    ]
+    scored = spark.createDataFrame(
+        [(f"u{k}", first, last, recency, 0 if recency is None else 1, 0.0 if recency is None else 10.0,
+          0, 0, 0, None, 0.5, FEATURE_DAY) for k, (first, last, recency, _) in enumerate(cases)],
+        SCORED,
+    )
+    actual = scored.transform(assemble_portrait(PORTRAIT_DAY, CUTS, MODEL, RUN)).select("user_id", "lifecycle_stage")
+    expected = spark.createDataFrame(
+        [(f"u{k}", stage) for k, (*_, stage) in enumerate(cases)], "user_id string, lifecycle_stage string"
+    )
+    assertDataFrameEqual(actual, expected)
+
+
+# The classic segment for every (R, F) pair, written out by hand from the rules' intent.
+SEGMENT_BY_R_AND_F = {
+    5: ["new_customers", "potential_loyalists", "loyal_customers", "champions", "champions"],
+    4: ["new_customers", "potential_loyalists", "loyal_customers", "champions", "champions"],
+    3: ["potential_loyalists", "potential_loyalists", "loyal_customers", "loyal_customers", "loyal_customers"],
+    2: ["hibernating", "hibernating", "at_risk", "at_risk", "at_risk"],
+    1: ["hibernating", "hibernating", "at_risk", "at_risk", "at_risk"],
+}
+
+
+def test_rfm_segment_for_every_recency_and_frequency_score(spark):
+    cuts = CutPoints(recency=[2.0, 5.0, 10.0, 30.0], frequency=[1.0, 2.0, 3.0, 4.0],
+                     monetary=[50.0, 100.0, 200.0, 400.0], propensity=[0.5])
+    recency_for_score = {5: 1, 4: 3, 3: 6, 2: 11, 1: 31}
+    rows = [
+        (f"r{r}f{f}", 60, 0, recency_for_score[r], f, 10.0, 0, 0, 0, None, 0.5, FEATURE_DAY)
+        for r in range(1, 6) for f in range(1, 6)
+    ]
+    actual = (
+        spark.createDataFrame(rows, SCORED)
+        .transform(assemble_portrait(PORTRAIT_DAY, cuts, MODEL, RUN))
+        .select("user_id", "recency_score", "frequency_score", "rfm_segment")
+    )
+    expected = spark.createDataFrame(
+        [(f"r{r}f{f}", r, f, SEGMENT_BY_R_AND_F[r][f - 1]) for r in range(1, 6) for f in range(1, 6)],
+        "user_id string, recency_score int, frequency_score int, rfm_segment string",
+    )
+    assertDataFrameEqual(actual, expected)
+    assert {s for row in SEGMENT_BY_R_AND_F.values() for s in row} == {name for name, _ in RFM_SEGMENT_RULES}
+
+
+# ---------------------------------------------------------------------------------------------
+# cut_points
+# ---------------------------------------------------------------------------------------------
+
+CUT_INPUT = "user_id string, days_since_last_order int, orders_90d long, spend_90d double, purchase_propensity double"
+
+
+def _population(spark):
+    return spark.createDataFrame(
+        [
+            # Five buyers (input deliberately unsorted) ...
+            ("b3", 3, 2, 40.0, 0.45),
+            ("b1", 1, 1, 10.0, 0.05),
+            ("b5", 5, 5, 160.0, 0.95),
+            ("b2", 2, 1, 20.0, 0.25),
+            ("b4", 4, 3, 80.0, 0.65),
+            # ... and five non-buyers, who must not move the RFM edges.
+            ("n1", None, 0, 0.0, 0.15),
+            ("n2", None, 0, 0.0, 0.35),
+            ("n3", None, 0, 0.0, 0.55),
+            ("n4", None, 0, 0.0, 0.75),
+            ("n5", None, 0, 0.0, 0.85),
+        ],
+        CUT_INPUT,
+    )
+
+
+def test_cut_points_rfm_over_buyers_only_and_propensity_over_everyone(spark):
+    cuts = cut_points(_population(spark))
+    assert cuts == CutPoints(
+        recency=[1.0, 2.0, 3.0, 4.0],
+        frequency=[1.0, 1.0, 2.0, 3.0],
+        monetary=[10.0, 20.0, 40.0, 80.0],
+        propensity=[0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85],
+    )
+
+
+def test_cut_points_then_assembly_put_one_buyer_in_each_quintile_and_one_user_in_each_decile(spark):
+    population = _population(spark)
+    scored = population.select(
+        "*",
+        F.lit(60).alias("days_since_first_event"),
+        F.lit(0).alias("days_since_last_event"),
+        F.lit(0).cast("long").alias("carts_7d"),
+        F.lit(0).cast("long").alias("buys_7d"),
+        F.lit(None).cast("string").alias("top_category_30d"),
+        F.lit(FEATURE_DAY).alias("dt"),
+    )
+    portrait = scored.transform(assemble_portrait(PORTRAIT_DAY, cut_points(population), MODEL, RUN))
+    actual = portrait.select("user_id", "recency_score", "monetary_score", "propensity_decile")
+    expected = spark.createDataFrame(
+        [
+            ("b1", 5, 1, 1), ("n1", 1, 1, 2), ("b2", 4, 2, 3), ("n2", 1, 1, 4), ("b3", 3, 3, 5),
+            ("n3", 1, 1, 6), ("b4", 2, 4, 7), ("n4", 1, 1, 8), ("n5", 1, 1, 9), ("b5", 1, 5, 10),
+        ],
+        "user_id string, recency_score int, monetary_score int, propensity_decile int",
+    )
+    assertDataFrameEqual(actual, expected)
+
+
+def test_cut_points_without_buyers_gives_empty_rfm_edges(spark):
+    population = spark.createDataFrame(
+        [("n1", None, 0, 0.0, 0.2), ("n2", None, 0, 0.0, 0.8)], CUT_INPUT
+    )
+    cuts = cut_points(population)
+    assert (cuts.recency, cuts.frequency, cuts.monetary) == ([], [], [])
+    assert len(cuts.propensity) == 9 and cuts.propensity == sorted(cuts.propensity)
+    assert set(cuts.propensity) <= {0.2, 0.8}

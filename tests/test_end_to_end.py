@@ -1,0 +1,107 @@
+"""The daily job end to end on generated data: portrait written, re-runs idempotent, model round-trips."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import mlflow
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from portrait import io
+from portrait.model import tracking
+from portrait.model.scoring import SCORE, score
+from portrait.pipeline import run_daily, run_train
+from portrait.schemas import USER_FEATURES, USER_PORTRAIT
+from tests.conftest import make_config
+
+pytestmark = pytest.mark.slow
+
+RUN_DATE = dt.date(2026, 11, 20)
+NEXT_DATE = RUN_DATE + dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def small_run(spark, tmp_path_factory):
+    """One daily run on a small generated shop; later tests inspect and re-run it."""
+    cfg = make_config(tmp_path_factory.mktemp("e2e"), GENERATE__USERS="600", GENERATE__DAYS="45")
+    summary = run_daily(spark, cfg, RUN_DATE)
+    return cfg, summary
+
+
+def _portrait(spark, cfg, day):
+    return io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(day).cast("date"))
+
+
+def test_daily_run_writes_one_portrait_row_per_user_and_date(spark, small_run):
+    cfg, summary = small_run
+    assert summary.generated
+    portrait = spark.read.format("delta").load(io.table_ref(cfg, USER_PORTRAIT).path)
+    assert portrait.count() == summary.table_rows["user_portrait"] > 0
+    assert portrait.groupBy("user_id", "dt").count().where("count > 1").count() == 0
+    assert {r["dt"] for r in portrait.select("dt").distinct().collect()} == {RUN_DATE}
+    features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))
+    assert portrait.select("user_id").exceptAll(features.select("user_id")).count() == 0
+    stats = portrait.agg(F.min(SCORE), F.max(SCORE), F.min("propensity_decile"), F.max("propensity_decile")).first()
+    assert 0.0 <= stats[0] < stats[1] <= 1.0
+    assert (stats[2], stats[3]) == (1, 10)
+    assert portrait.where(F.size("tags") == 0).count() == 0
+    assert portrait.select("model_run_id").distinct().first()[0] == summary.mlflow_run_id
+
+
+def test_mlflow_holds_the_run_with_params_metrics_and_a_registered_model(small_run):
+    cfg, summary = small_run
+    mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+    run = mlflow.get_run(summary.mlflow_run_id)
+    assert run.data.params["config_fingerprint"] == cfg.fingerprint()
+    assert run.data.params["run_date"] == RUN_DATE.isoformat()
+    assert int(run.data.params["input_version_clickstream"]) >= 0
+    assert int(run.data.params["train_rows"]) > int(run.data.params["test_rows"]) > 0
+    assert 0.5 < run.data.metrics["auc_roc"] <= 1.0
+    assert {"auc_pr", "log_loss", "base_rate"} <= set(run.data.metrics)
+    versions = mlflow.MlflowClient().search_model_versions(f"name = '{cfg.model.name}'")
+    assert [v.run_id for v in versions] == [summary.mlflow_run_id]
+
+
+def test_model_loaded_from_mlflow_scores_exactly_like_the_in_memory_model(spark, small_run):
+    cfg, _ = small_run
+    trained = run_train(spark, cfg, RUN_DATE)
+    features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))
+    in_memory = features.transform(score(trained.model)).select("user_id", SCORE)
+    loaded = tracking.load_model(trained.model_uri)
+    from_mlflow = features.transform(score(loaded)).select("user_id", SCORE)
+    assertDataFrameEqual(from_mlflow, in_memory, rtol=0.0, atol=0.0)
+    assert tracking.run_id_of(trained.model_uri) == trained.run_id
+
+
+def test_rerunning_a_date_leaves_identical_content_and_a_new_date_adds_a_partition(spark, small_run):
+    cfg, first = small_run
+    before = _portrait(spark, cfg, RUN_DATE).drop("model_run_id")
+    before_rows = before.collect()
+    rerun = run_daily(spark, cfg, RUN_DATE)
+    assert not rerun.generated
+    after = _portrait(spark, cfg, RUN_DATE).drop("model_run_id")
+    assertDataFrameEqual(after, spark.createDataFrame(before_rows, before.schema), rtol=0.0, atol=0.0)
+    assert rerun.table_rows["user_portrait"] == first.table_rows["user_portrait"]
+
+    run_daily(spark, cfg, NEXT_DATE)
+    portrait = io.read_table(spark, cfg, USER_PORTRAIT)
+    assert {r["dt"] for r in portrait.select("dt").distinct().collect()} == {RUN_DATE, NEXT_DATE}
+    assertDataFrameEqual(
+        _portrait(spark, cfg, RUN_DATE).drop("model_run_id"),
+        spark.createDataFrame(before_rows, before.schema), rtol=0.0, atol=0.0,
+    )
+
+
+def test_missing_input_table_without_generation_is_a_clear_error(spark, cfg):
+    with pytest.raises(io.TableNotFoundError, match="table 'clickstream' does not exist"):
+        run_daily(spark, cfg, RUN_DATE, generate_if_missing=False)
+    assert not io.table_exists(spark, io.table_ref(cfg, USER_PORTRAIT))
+
+
+def test_default_scale_reaches_the_planted_signal(spark, tmp_path):
+    """At the default generator scale the propensity model reaches test AUC >= 0.70."""
+    cfg = make_config(tmp_path)
+    summary = run_daily(spark, cfg, RUN_DATE)
+    assert summary.metrics["auc_roc"] >= 0.70, summary.metrics

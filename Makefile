@@ -30,11 +30,11 @@ run: setup
 	$(BIN)/portrait daily --conf conf/local.yml $(if $(DATE),--date $(DATE))
 
 test: setup
-	$(BIN)/ruff check portrait jobs tests bench
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check portrait jobs tests bench
+	$(BIN)/ruff check .
 
 # Remove the local lakehouse and MLflow store (not the virtualenv or the jar cache).
 clean-state:

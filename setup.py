@@ -28,6 +28,7 @@ EXTRAS_REQUIRE = {
         "pytest>=8",
         "ruff>=0.6",
         "jsonschema>=4.20",
+        "scikit-learn>=1.4",  # bench/model_vs_sklearn.py only
     ],
 }
 

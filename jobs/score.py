@@ -1,6 +1,6 @@
-"""Entry point of the 'portrait' job for spark-submit and Databricks.
+"""Entry point of the 'score' job for spark-submit and Databricks.
 
-Usage: `spark-submit jobs/portrait.py --conf conf/local.yml --date 2026-11-27`
+Usage: `spark-submit jobs/score.py --conf conf/local.yml --date 2026-11-27`
 """
 
 import sys
@@ -8,4 +8,4 @@ import sys
 from portrait.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["portrait", *sys.argv[1:]]))
+    sys.exit(main(["score", *sys.argv[1:]]))

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -66,6 +67,12 @@ class TablesConfig(_Section):
     reviews: str = "reviews"
     user_features: str = "user_features"
     user_portrait: str = "user_portrait"
+    quarantine: str = "quarantine"
+    ingest_runs: str = "ingest_runs"
+    identity_graph: str = "identity_graph"
+    identity_merge_log: str = "identity_merge_log"
+    job_runs: str = "job_runs"
+    monitoring: str = "monitoring"
 
     @field_validator("*")
     @classmethod
@@ -83,6 +90,35 @@ class FeaturesConfig(_Section):
     min_token_length: int = Field(1, ge=1, le=10)
 
 
+class TuningConfig(_Section):
+    """Hyper-parameter search over the Pipeline (off by default: every candidate is a full fit)."""
+
+    enabled: bool = False
+    method: Literal["train_validation_split", "cross_validation"] = "train_validation_split"
+    folds: int = Field(3, ge=2, le=20, description="cross_validation: number of folds.")
+    train_ratio: float = Field(0.75, gt=0.0, lt=1.0, description="train_validation_split: share that fits.")
+    parallelism: int = Field(1, ge=1, le=64, description="Candidate models fitted at the same time.")
+    reg_params: list[float] = Field(default_factory=lambda: [0.01, 0.1], min_length=1)
+    elastic_net_params: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+    selected_text_features: list[int] = Field(default_factory=lambda: [300], min_length=1)
+
+    @field_validator("reg_params", "elastic_net_params")
+    @classmethod
+    def _ranges(cls, value: list[float], info) -> list[float]:
+        upper = 1.0 if info.field_name == "elastic_net_params" else float("inf")
+        bad = [v for v in value if not 0.0 <= v <= upper]
+        if bad:
+            raise ValueError(f"values {bad} out of range [0, {upper}]")
+        return value
+
+    @field_validator("selected_text_features")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value):
+            raise ValueError(f"numbers of selected text features must be >= 1, got {value}")
+        return value
+
+
 class ModelConfig(_Section):
     """Propensity model: label, training snapshots and Spark ML pipeline parameters."""
 
@@ -97,6 +133,33 @@ class ModelConfig(_Section):
     elastic_net_param: float = Field(0.0, ge=0.0, le=1.0)
     max_iter: int = Field(100, ge=1, le=10_000)
     seed: int = 42
+    class_weights: bool = Field(
+        False, description="Weight rows by inverse label frequency (LogisticRegression weightCol)."
+    )
+    promotion_margin: float = Field(
+        0.0, ge=0.0, le=1.0, description="Champion alias moves when challenger AUC >= champion AUC + margin."
+    )
+    vocabulary_tokens: int = Field(
+        5000, ge=0, le=100_000, description="Most frequent training tokens mapped back to hashed text terms."
+    )
+    split: Literal["time", "user_hash"] = Field(
+        "time", description="time: newest snapshot is the test set; user_hash: a hash of user_id picks test users."
+    )
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="user_hash split: share of users held out.")
+    tuning: TuningConfig = TuningConfig()
+    targets: list[Literal["purchase", "churn"]] = Field(
+        default_factory=lambda: ["purchase"], min_length=1,
+        description="Label definitions trained per run, one MLflow experiment and registered model each; "
+                    "the portrait is scored with 'purchase'.",
+    )
+    churn_horizon_days: int = Field(30, ge=1, le=180, description="churn: no activity in (D, D + horizon].")
+
+    @field_validator("targets")
+    @classmethod
+    def _purchase_first(cls, value: list[str]) -> list[str]:
+        if value[0] != "purchase" or len(set(value)) != len(value):
+            raise ValueError(f"targets must start with 'purchase' and not repeat, got {value}")
+        return value
 
 
 class MlflowConfig(_Section):
@@ -116,6 +179,95 @@ class GenerateConfig(_Section):
     users: int = Field(4000, ge=10)
     days: int = Field(60, ge=14)
     seed: int = 7
+
+
+# Fields a generic source may map, by clickstream contract name (plus order_id and quantity for purchases).
+GENERIC_TARGET_FIELDS: tuple[str, ...] = (
+    "event_id", "user_id", "anonymous_id", "session_id", "event_time", "event_type", "item_id", "category_id",
+    "brand", "price", "search_query", "channel", "platform", "order_id", "quantity",
+)
+_CONTRACT_EVENT_TYPES = ("view", "search", "cart", "remove_cart", "fav", "buy")  # = schemas.EVENT_TYPES
+
+
+class GenericFormatConfig(_Section):
+    """How ``portrait ingest --format generic`` reads a file: layout, column mapping and value mapping."""
+
+    file_format: Literal["csv", "json", "parquet"] = "csv"
+    header: bool = Field(True, description="CSV only: the first line of every file names the columns.")
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    columns: list[str] = Field(default_factory=list, description="CSV without header: column names in order.")
+    mapping: dict[str, str | None] = Field(
+        default_factory=lambda: {f: f for f in GENERIC_TARGET_FIELDS if f not in ("order_id", "quantity")},
+        description="clickstream field -> source column; null = not mapped (mappings merge key by key).",
+    )
+    event_types: dict[str, str] = Field(
+        default_factory=lambda: {t: t for t in _CONTRACT_EVENT_TYPES},
+        description="source event type value -> clickstream event type.",
+    )
+    time_format: str = Field(
+        "yyyy-MM-dd HH:mm:ss", min_length=1,
+        description="'seconds' or 'millis' (Unix epoch numbers) or a Spark datetime pattern.",
+    )
+
+    @field_validator("mapping")
+    @classmethod
+    def _known_targets(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        unknown = sorted(set(value) - set(GENERIC_TARGET_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown target field(s) {unknown}; allowed: {list(GENERIC_TARGET_FIELDS)}")
+        mapped = {k for k, v in value.items() if v}
+        if not {"event_time", "event_type"} <= mapped or not {"user_id", "anonymous_id"} & mapped:
+            raise ValueError("map at least event_time, event_type and one of user_id / anonymous_id")
+        return value
+
+    @field_validator("event_types")
+    @classmethod
+    def _known_event_types(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(v for v in value.values() if v not in _CONTRACT_EVENT_TYPES)
+        if bad or not value:
+            raise ValueError(f"event types {bad} are not clickstream types {list(_CONTRACT_EVENT_TYPES)}")
+        return value
+
+
+class IngestConfig(_Section):
+    """File ingestion (``portrait ingest``): plausibility limits and the quarantine threshold."""
+
+    min_event_date: datetime.date = Field(datetime.date(2000, 1, 1), description="Older events are quarantined.")
+    max_future_hours: int = Field(24, ge=0, description="Events later than run time + this are quarantined.")
+    max_quarantine_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="Above this share of quarantined rows the run fails and commits nothing."
+    )
+    generic: GenericFormatConfig = GenericFormatConfig()
+
+
+class IdentityConfig(_Section):
+    """Identity stitching: anonymous/device ids linked to the users that logged in on them."""
+
+    enabled: bool = Field(True, description="Rebuild identity_graph after ingest and use it in features.")
+    max_ids_per_person: int = Field(3, ge=1, description="Most user ids one person (component) may merge.")
+    excluded_ids: list[str] = Field(default_factory=list, description="Ids never used to link (shared/test).")
+    excluded_pattern: str | None = Field(None, description="Java regex: matching ids are never used to link.")
+    max_iterations: int = Field(30, ge=1, le=1000)
+
+    @field_validator("excluded_pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class MonitoringConfig(_Section):
+    """Drift and volume checks run after each daily portrait."""
+
+    enabled: bool = True
+    psi_threshold: float = Field(0.25, gt=0.0)
+    volume_max_relative_change: float = Field(0.5, gt=0.0)
+    volume_trailing_days: int = Field(7, ge=1, le=90)
+    fail_on_breach: bool = False
 
 
 class SparkConfig(_Section):
@@ -147,6 +299,9 @@ class Config(_Section):
     mlflow: MlflowConfig
     generate: GenerateConfig = GenerateConfig()
     spark: SparkConfig = SparkConfig()
+    ingest: IngestConfig = IngestConfig()
+    identity: IdentityConfig = IdentityConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @field_validator("time_zone")
     @classmethod

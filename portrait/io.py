@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from portrait.config import Config
@@ -27,6 +29,10 @@ class TableNotFoundError(LookupError):
 
 class SchemaMismatchError(ValueError):
     """A stored table does not match its contract; the message names the table and the column."""
+
+
+class SourceFileError(ValueError):
+    """An input file cannot be found or read; the message names the file or path and what to do."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +110,13 @@ def check_schema(actual: T.StructType, contract: TableContract, where: str) -> N
 
 
 def ensure_table(spark: SparkSession, cfg: Config, contract: TableContract) -> TableRef:
-    """Create the table with its contract (types, NOT NULL, comments, partitions) if it does not exist."""
+    """Create the table with its contract (types, NOT NULL, comments, partitions) if it does not exist.
+
+    A table created here also gets the contract's CHECK constraints (``TableContract.checks``).
+    """
     ref = table_ref(cfg, contract)
+    if table_exists(spark, ref):
+        return ref
     builder = DeltaTable.createIfNotExists(spark)
     builder = builder.location(ref.path) if ref.path else builder.tableName(ref.qualified_name)
     builder = builder.comment(contract.description)
@@ -116,7 +127,18 @@ def ensure_table(spark: SparkSession, cfg: Config, contract: TableContract) -> T
     if contract.partition_by:
         builder = builder.partitionedBy(*contract.partition_by)
     builder.execute()
+    _add_checks(spark, ref, contract)
     return ref
+
+
+def _sql_name(ref: TableRef) -> str:
+    return f"delta.`{ref.path}`" if ref.path else ref.qualified_name
+
+
+def _add_checks(spark: SparkSession, ref: TableRef, contract: TableContract) -> None:
+    """Add the contract's CHECK constraints to a table just created (names and SQL come from code)."""
+    for name, condition in contract.checks:
+        spark.sql(f"ALTER TABLE {_sql_name(ref)} ADD CONSTRAINT {name} CHECK ({condition})")
 
 
 def _conform(frame: DataFrame, contract: TableContract) -> DataFrame:
@@ -168,3 +190,77 @@ def table_version(spark: SparkSession, cfg: Config, contract: TableContract) -> 
     if not table_exists(spark, ref):
         return None
     return int(_delta_table(spark, ref).history(1).select("version").first()[0])
+
+
+def merge_new_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame: DataFrame,
+                   days: list[dt.date] | None = None) -> int:
+    """Insert the rows of ``frame`` whose key is not in the table yet (insert-only MERGE); returns how many.
+
+    Re-running with the same rows inserts nothing, so a load can be repeated or resumed safely. ``frame``
+    must not repeat a key (deduplicate first); keys compare null-safely (null matches null). For a table
+    partitioned by ``dt``, pass the dates present in ``frame`` as ``days``: the MERGE then reads only those
+    partitions, and a key only matches within its date.
+    """
+    ref = ensure_table(spark, cfg, contract)
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.key)
+    if days is not None:
+        if "dt" not in contract.partition_by:
+            raise ValueError(f"table '{contract.name}' is not partitioned by dt; pass days=None")
+        if not all(isinstance(d, dt.date) for d in days):
+            raise TypeError("days must be datetime.date objects")
+        if not days:
+            return 0
+        listed = ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(set(days)))
+        condition = f"t.dt IN ({listed}) AND t.dt = s.dt AND {condition}"
+    metrics = (
+        _delta_table(spark, ref).alias("t")
+        .merge(_conform(frame, contract).alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+        .first()
+    )
+    return int(metrics["num_inserted_rows"])
+
+
+def _load_files(spark: SparkSession, path: str, what: str, load) -> DataFrame:
+    try:
+        return load()
+    except AnalysisException as exc:
+        reason = str(exc).splitlines()[0]
+        raise SourceFileError(f"cannot read {what} at {path}: {reason}. Check the path (a file, a glob or a "
+                              f"folder of files) and that this machine can read it.") from None
+
+
+def read_text_files(spark: SparkSession, path: str) -> DataFrame:
+    """The lines of the file(s) at ``path`` (file, glob or folder; .gz allowed), as UTF-8 text.
+
+    Columns: ``value`` (the line, without line break) and ``source_file`` (full URI of its file). Bytes that
+    are not UTF-8 arrive unchanged (``is_valid_utf8`` finds them). Raises :class:`SourceFileError` naming
+    the path when nothing is there.
+    """
+    frame = _load_files(spark, path, "text files",
+                        lambda: spark.read.format("text").schema("value STRING").load(path))
+    return frame.select("value", F.col("_metadata.file_path").alias("source_file"))
+
+
+def read_csv_header(spark: SparkSession, path: str, delimiter: str) -> list[str]:
+    """The column names in the header line of the (first) CSV file at ``path``; only that line is read."""
+    reader = spark.read.option("header", "true").option("sep", delimiter).option("inferSchema", "false")
+    return _load_files(spark, path, "CSV files", lambda: reader.csv(path)).columns
+
+
+def read_parquet_files(spark: SparkSession, path: str) -> DataFrame:
+    """The records of the Parquet file(s) at ``path`` with ``source_file``; schemas of several files merged.
+
+    Parquet files carry their own schema, so none is imposed here; the caller checks the columns it needs.
+    """
+    frame = _load_files(spark, path, "Parquet files",
+                        lambda: spark.read.option("mergeSchema", "true").parquet(path))
+    return frame.select("*", F.col("_metadata.file_path").alias("source_file"))
+
+
+def append_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame: DataFrame) -> TableRef:
+    """Append ``frame`` (conformed to the contract) to the table in one commit."""
+    ref = ensure_table(spark, cfg, contract)
+    _save(_conform(frame, contract).write.format("delta").mode("append"), ref)
+    return ref

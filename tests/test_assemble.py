@@ -248,3 +248,20 @@ def test_cut_points_without_buyers_gives_empty_rfm_edges(spark):
     assert (cuts.recency, cuts.frequency, cuts.monetary) == ([], [], [])
     assert len(cuts.propensity) == 9 and cuts.propensity == sorted(cuts.propensity)
     assert set(cuts.propensity) <= {0.2, 0.8}
+
+
+def test_reason_codes_pass_through_and_missing_ones_become_empty_lists(spark):
+    fd = FEATURE_DAY
+    scored = spark.createDataFrame(
+        [
+            ("champ", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.95, fd, ["2 add-to-cart events in the last 7 days (+0.40)"]),
+            ("none", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.5, fd, None),
+        ],
+        T.StructType([*SCORED.fields, T.StructField("reason_codes", T.ArrayType(T.StringType()))]),
+    )
+    actual = scored.transform(assemble_portrait(PORTRAIT_DAY, CUTS, MODEL, RUN)).select("user_id", "reason_codes")
+    expected = spark.createDataFrame(
+        [("champ", ["2 add-to-cart events in the last 7 days (+0.40)"]), ("none", [])],
+        "user_id string, reason_codes array<string>",
+    )
+    assertDataFrameEqual(actual, expected)

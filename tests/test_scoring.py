@@ -172,3 +172,15 @@ def test_empty_or_missing_text_document_gives_no_text_features(labelled, model):
     hashing = next(s for s in model.stages if isinstance(s, HashingTF))
     rows = model.transform(no_text).select("user_id", hashing.getOutputCol()).collect()
     assert {r[0]: int(r[1].numNonzeros()) for r in rows} == {"u000": 0, "u001": 0}
+
+
+def test_class_weights_setting_sets_the_weight_column_of_logistic_regression():
+    from pyspark.ml.classification import LogisticRegression
+
+    from portrait.model.pipeline import WEIGHT
+
+    weighted = build_pipeline(SETTINGS.model_copy(update={"class_weights": True})).getStages()[-1]
+    plain = build_pipeline(SETTINGS).getStages()[-1]
+    assert isinstance(weighted, LogisticRegression)
+    assert weighted.isSet("weightCol") and weighted.getWeightCol() == WEIGHT
+    assert not plain.isSet("weightCol")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -64,3 +65,22 @@ def test_every_job_file_is_a_cli_job_and_none_shadows_the_package():
     job_files = {p.stem for p in (REPO / "jobs").glob("*.py")}
     assert "portrait" not in job_files  # jobs/ is sys.path[0] under spark-submit: it would hide the package
     assert job_files <= set(_JOBS), job_files - set(_JOBS)
+
+
+@pytest.mark.slow
+def test_spark_submit_runs_a_backfill_in_local_mode(spark, tmp_path):
+    from portrait.pipeline import run_generate
+    from portrait.schemas import JOB_RUNS
+
+    environ = config_environ(tmp_path, GENERATE__USERS="200", GENERATE__DAYS="30")
+    cfg = make_config(tmp_path, GENERATE__USERS="200", GENERATE__DAYS="30")
+    run_generate(spark, cfg, end_date=dt.date(2026, 11, 21))
+    command = [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
+               str(REPO / "jobs" / "backfill.py"), "--conf", str(LOCAL_CONF),
+               "--start", "2026-11-20", "--end", "2026-11-21", "--git-commit", "test-commit"]
+    result = _run(command, environ)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "backfill 2026-11-20..2026-11-21: ran 2 date(s)" in result.stdout
+    runs = io.read_table(spark, cfg, JOB_RUNS).select("run_date", "status", "git_commit").collect()
+    assert sorted((str(r[0]), r[1], r[2]) for r in runs) == [
+        ("2026-11-20", "succeeded", "test-commit"), ("2026-11-21", "succeeded", "test-commit")]

@@ -150,3 +150,112 @@ def test_split_by_date_trains_on_earlier_snapshots_and_tests_on_the_test_date(sp
     train, test = split_by_date(training_set, D)
     assertDataFrameEqual(train, spark.createDataFrame([("u1", day(-14), 1), ("u2", day(-7), 2)], FEATURES))
     assertDataFrameEqual(test, spark.createDataFrame([("u1", D, 3), ("u3", D, 4)], FEATURES))
+
+
+# ---------------------------------------------------------------------------------------------
+# class_weights
+# ---------------------------------------------------------------------------------------------
+
+
+def test_class_weights_balance_the_two_labels_exactly(spark):
+    from portrait.model.training import class_weights
+
+    rows = spark.createDataFrame([("a", 1.0), ("b", 0.0), ("c", 0.0), ("d", 0.0)], "user_id string, label double")
+    actual = rows.transform(class_weights("w"))
+    # 4 rows, 1 positive, 3 negatives: 4 / (2 * 1) = 2.0 and 4 / (2 * 3) = 2/3; each class weighs 2 in total.
+    expected = spark.createDataFrame(
+        [("a", 1.0, 2.0), ("b", 0.0, 2 / 3), ("c", 0.0, 2 / 3), ("d", 0.0, 2 / 3)],
+        "user_id string, label double, w double",
+    )
+    assertDataFrameEqual(actual, expected, rtol=1e-12)
+
+
+def test_class_weights_need_both_labels(spark):
+    from portrait.model.training import class_weights
+
+    rows = spark.createDataFrame([("a", 0.0), ("b", 0.0)], "user_id string, label double")
+    with pytest.raises(ValueError, match="need both labels; the training set has 0 positives of 2 rows"):
+        rows.transform(class_weights("w"))
+
+
+# ---------------------------------------------------------------------------------------------
+# split_by_user_hash
+# ---------------------------------------------------------------------------------------------
+
+
+def test_user_hash_split_keeps_every_user_on_one_side_and_is_deterministic(spark):
+    from portrait.model.training import split_by_user_hash
+
+    users = spark.range(400).select(F.concat(F.lit("u"), F.col("id").cast("string")).alias("user_id"))
+    snapshots = spark.createDataFrame([(day(0),), (day(7),), (day(14),)], "dt date")
+    rows = users.crossJoin(snapshots)
+    train, test = split_by_user_hash(rows, test_fraction=0.25, seed=42)
+    train_users = {r["user_id"] for r in train.select("user_id").distinct().collect()}
+    test_users = {r["user_id"] for r in test.select("user_id").distinct().collect()}
+    assert not train_users & test_users
+    assert len(train_users | test_users) == 400
+    assert train.count() + test.count() == 1200
+    assert test.count() == 3 * len(test_users)  # every snapshot of a test user is in the test set
+    assert 0.18 < len(test_users) / 400 < 0.32
+    _, again = split_by_user_hash(rows.repartition(3), test_fraction=0.25, seed=42)
+    assert {r["user_id"] for r in again.select("user_id").distinct().collect()} == test_users
+    _, other_seed = split_by_user_hash(rows, test_fraction=0.25, seed=7)
+    assert {r["user_id"] for r in other_seed.select("user_id").distinct().collect()} != test_users
+
+
+def test_user_hash_split_rejects_a_fraction_outside_0_1(spark):
+    from portrait.model.training import split_by_user_hash
+
+    rows = spark.createDataFrame([("u1",)], "user_id string")
+    with pytest.raises(ValueError, match="test_fraction must be between 0 and 1, got 1.5"):
+        split_by_user_hash(rows, 1.5, 42)
+
+
+# ---------------------------------------------------------------------------------------------
+# label_churn
+# ---------------------------------------------------------------------------------------------
+
+
+def test_label_churn_horizon_boundaries_and_stacked_dates(spark):
+    from portrait.model.training import label_churn
+
+    features = spark.createDataFrame(
+        [("same_day_only", D, 1), ("next_day", D, 2), ("last_day", D, 3), ("too_late", D, 4), ("silent", D, 5),
+         ("stacked", D, 6), ("stacked", day(30), 7)],
+        FEATURES,
+    )
+    clickstream = spark.createDataFrame(
+        [
+            ("same_day_only", D),       # activity on dt itself is the past: churned
+            ("next_day", day(1)),       # active in the horizon: not churned
+            ("last_day", day(30)),      # last day of the horizon counts
+            ("too_late", day(31)),      # after the horizon: churned
+            ("stacked", day(10)),       # active after D, but nothing after D + 30: churned on the later row
+            (None, day(1)),             # anonymous events never count for anyone
+        ],
+        "user_id string, dt date",
+    )
+    actual = features.transform(label_churn(clickstream, horizon_days=30))
+    expected = spark.createDataFrame(
+        [("same_day_only", D, 1, 1.0), ("next_day", D, 2, 0.0), ("last_day", D, 3, 0.0), ("too_late", D, 4, 1.0),
+         ("silent", D, 5, 1.0), ("stacked", D, 6, 0.0), ("stacked", day(30), 7, 1.0)],
+        LABELLED,
+    )
+    assertDataFrameEqual(actual, expected)
+
+
+def test_target_config_derives_the_churn_model_experiment_and_horizon(tmp_path):
+    from portrait.config import ConfigError
+    from portrait.pipeline import target_config
+    from tests.conftest import make_config
+
+    cfg = make_config(tmp_path, MODEL__TARGETS="[purchase, churn]", MODEL__CHURN_HORIZON_DAYS="21")
+    assert target_config(cfg, "purchase") is cfg
+    churn = target_config(cfg, "churn")
+    assert (churn.model.name, churn.mlflow.experiment) == ("purchase_propensity_churn", "portrait_churn")
+    assert churn.model.label_horizon_days == 21
+    assert churn.mlflow.tracking_uri == cfg.mlflow.tracking_uri and churn.lakehouse == cfg.lakehouse
+    with pytest.raises(ValueError, match="unknown training target 'ltv'"):
+        target_config(cfg, "ltv")
+    with pytest.raises(ConfigError, match="targets must start with 'purchase'"):
+        make_config(tmp_path, MODEL__TARGETS="[churn]")

@@ -33,6 +33,8 @@ TEXT_COLUMN = "text_document"
 MODEL_INPUT_COLUMNS = ("user_id", *COUNT_FEATURES, "days_since_last_order", TEXT_COLUMN)
 FEATURES = "features"
 PROBABILITY = "probability"
+# Row weight column read by LogisticRegression when model.class_weights is on (fit only; scoring ignores it).
+WEIGHT = "class_weight"
 
 
 def numeric_feature_names() -> list[str]:
@@ -51,6 +53,7 @@ def _numeric_statement() -> str:
 
 def build_pipeline(settings: ModelConfig) -> Pipeline:
     """An unfitted Pipeline from ``user_features`` columns (plus ``label`` when fitting) to probability."""
+    weighting = {"weightCol": WEIGHT} if settings.class_weights else {}
     stages = [
         SQLTransformer(statement=_numeric_statement()),
         # Not Tokenizer: it turns "" into [""], one fake term shared by every user without text.
@@ -64,6 +67,6 @@ def build_pipeline(settings: ModelConfig) -> Pipeline:
         VectorAssembler(inputCols=[*numeric_feature_names(), "text_selected"], outputCol=FEATURES),
         LogisticRegression(featuresCol=FEATURES, labelCol=LABEL, probabilityCol=PROBABILITY,
                            regParam=settings.reg_param, elasticNetParam=settings.elastic_net_param,
-                           maxIter=settings.max_iter, standardization=True),
+                           maxIter=settings.max_iter, standardization=True, **weighting),
     ]
     return Pipeline(stages=stages)

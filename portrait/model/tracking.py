@@ -10,14 +10,22 @@ from typing import Any
 import mlflow
 import mlflow.spark
 import pyspark
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
 from portrait.config import Config
+from portrait.model.evaluation import EvaluationReport
+from portrait.model.explain import Explanation, top_features
 from portrait.model.pipeline import MODEL_INPUT_COLUMNS
 
 MODEL_ARTIFACT = "model"
+EXPLANATION_ARTIFACT = "explanation.json"
+EVALUATION_DIR = "evaluation"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TOP_FEATURES = 20
 _INPUT_EXAMPLE_ROWS = 5
 
 log = logging.getLogger(__name__)
@@ -50,13 +58,40 @@ def use_experiment(cfg: Config) -> str:
                                     artifact_location=_artifact_uri(cfg.mlflow.artifact_location))
 
 
+def _log_evaluation(report: EvaluationReport) -> None:
+    from portrait.model.plots import close, evaluation_figures
+
+    tables = {"deciles": report.deciles, "calibration": report.calibration, "curve": report.curve,
+              **{f"curve_baseline_{name}": curve for name, curve in report.baseline_curves.items()}}
+    for name, table in tables.items():
+        mlflow.log_text(table.to_csv(index=False), f"{EVALUATION_DIR}/{name}.csv")
+        mlflow.log_text(table.to_json(orient="records", indent=1), f"{EVALUATION_DIR}/{name}.json")
+    figures = evaluation_figures(report)
+    try:
+        for file_name, figure in figures.items():
+            mlflow.log_figure(figure, f"{EVALUATION_DIR}/{file_name}")
+    finally:
+        close(figures)
+
+
+def _log_explanation(explanation: Explanation) -> None:
+    mlflow.log_dict(explanation.to_dict(), EXPLANATION_ARTIFACT)
+    table = top_features(explanation, TOP_FEATURES)
+    mlflow.log_text(table.to_csv(index=False), "top_features.csv")
+    mlflow.log_text(table.to_json(orient="records", indent=1, force_ascii=False), "top_features.json")
+
+
 def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFrame, params: dict[str, Any],
-                     metrics: dict[str, float], run_name: str) -> LoggedModel:
+                     metrics: dict[str, float], run_name: str, evaluation: EvaluationReport | None = None,
+                     explanation: Explanation | None = None) -> LoggedModel:
     """Log one training run: parameters, metrics, and the fitted PipelineModel with its signature.
 
     ``example_features`` are ``user_features`` rows; a few of them become the input example, and the
     model's output on them defines the signature. The model is registered under ``cfg.model.name`` when
-    ``mlflow.register_model`` is on.
+    ``mlflow.register_model`` is on. With ``evaluation``, the decile, calibration and curve tables are
+    logged as CSV and JSON and the ROC, PR, calibration and lift plots as PNG under ``evaluation/``; with
+    ``explanation``, ``explanation.json`` (what reason codes need at scoring time) and the top positive
+    and negative features (``top_features.csv``/``.json``).
     """
     experiment_id = use_experiment(cfg)
     example_rows = example_features.select(*MODEL_INPUT_COLUMNS).limit(_INPUT_EXAMPLE_ROWS)
@@ -69,6 +104,10 @@ def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFr
         mlflow.log_params({**params, "config_fingerprint": cfg.fingerprint()})
         mlflow.log_metrics(metrics)
         mlflow.log_dict(cfg.model_dump(mode="json", by_alias=True), "config.json")
+        if evaluation is not None:
+            _log_evaluation(evaluation)
+        if explanation is not None:
+            _log_explanation(explanation)
         signature = infer_signature(example, predictions)
         info = mlflow.spark.log_model(
             model,
@@ -88,7 +127,66 @@ def load_model(model_uri: str) -> PipelineModel:
 
 
 class NoModelError(LookupError):
-    """No registered model version exists to score with."""
+    """No registered model version (or no champion) exists to score with."""
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    version: str
+    run_id: str
+
+
+def champion_version(cfg: Config) -> ModelVersionRef | None:
+    """The version behind the ``champion`` alias of ``cfg.model.name``, or None when there is none."""
+    use_experiment(cfg)
+    try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(cfg.model.name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
+            return None
+        raise
+    return ModelVersionRef(str(version.version), version.run_id)
+
+
+def champion_model_uri(cfg: Config) -> str:
+    """``models:/<name>@champion``; raises :class:`NoModelError` naming the model when no champion exists."""
+    if champion_version(cfg) is None:
+        raise NoModelError(
+            f"model '{cfg.model.name}' has no '{CHAMPION}' version in {cfg.mlflow.tracking_uri}; "
+            "run `portrait train` (or `portrait daily`) first to train and promote one"
+        )
+    return f"models:/{cfg.model.name}@{CHAMPION}"
+
+
+def version_model_uri(cfg: Config, version: str) -> str:
+    return f"models:/{cfg.model.name}/{version}"
+
+
+def set_alias(cfg: Config, alias: str, version: str) -> None:
+    """Point ``alias`` of ``cfg.model.name`` at ``version`` (moving it from any other version)."""
+    use_experiment(cfg)
+    mlflow.MlflowClient().set_registered_model_alias(cfg.model.name, alias, version)
+
+
+def log_decision(run_id: str, params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]) -> None:
+    """Add parameters, metrics and tags to a finished run (the promotion decision of its model)."""
+    client = mlflow.MlflowClient()
+    for key, value in params.items():
+        client.log_param(run_id, key, value)
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def load_explanation(model_uri: str) -> Explanation | None:
+    """The ``explanation.json`` logged with the model's run, or None for a run logged without one."""
+    try:
+        data = mlflow.artifacts.load_dict(f"runs:/{run_id_of(model_uri)}/{EXPLANATION_ARTIFACT}")
+    except (MlflowException, OSError) as exc:
+        log.warning("no %s for %s (%s): portrait rows get no reason codes", EXPLANATION_ARTIFACT, model_uri, exc)
+        return None
+    return Explanation.from_dict(data)
 
 
 def latest_model_uri(cfg: Config) -> str:
@@ -109,3 +207,19 @@ def run_id_of(model_uri: str) -> str:
     if model_uri.startswith("runs:/"):
         return model_uri.split("/")[1]
     return mlflow.models.get_model_info(model_uri).run_id
+
+
+def log_monitoring(cfg: Config, day, rows: list[tuple]) -> str:
+    """Log a day's monitoring checks as one MLflow run (metrics per check); returns the run id."""
+    experiment_id = use_experiment(cfg)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor-{day}") as run:
+        mlflow.set_tags({"portrait.job": "monitor", "portrait.date": str(day)})
+        metrics = {}
+        for check, subject, reference, value, _threshold, _breached, _dt in rows:
+            if value is None:
+                continue
+            key = "_".join([check, subject, "ref_" + reference.split(" ")[0]])
+            metrics[key[:250]] = float(value)
+        mlflow.log_metrics(metrics)
+        mlflow.log_metric("breaches", float(sum(1 for row in rows if row[5])))
+        return run.info.run_id

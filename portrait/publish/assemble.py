@@ -22,6 +22,7 @@ NEW_USER_MAX_TENURE_DAYS = 13
 ACTIVE_MAX_IDLE_DAYS = 7
 SLEEPING_MAX_IDLE_DAYS = 30
 HIGH_PROPENSITY_MIN_DECILE = 9
+REASON_CODES = "reason_codes"
 
 # Classic RFM segments from the R and F scores, first matching rule wins; every (R, F) pair is covered.
 RFM_SEGMENT_RULES: tuple[tuple[str, str], ...] = (
@@ -73,9 +74,16 @@ def _rfm_segment() -> Column:
 
 
 def assemble_portrait(day: dt.date, cuts: CutPoints, model_name: str, model_run_id: str) -> Transformation:
-    """Scored ``user_features`` rows of ``day`` → ``user_portrait`` rows (the contract's columns)."""
+    """Scored ``user_features`` rows of ``day`` → ``user_portrait`` rows (the contract's columns).
+
+    ``reason_codes`` are taken from the scored rows when they have that column (see
+    :func:`portrait.model.explain.reason_codes`), else every row gets an empty list.
+    """
 
     def transform(scored: DataFrame) -> DataFrame:
+        # Reason codes come from the model's explanation when the scored rows carry them.
+        reasons = (F.coalesce(F.col(REASON_CODES), F.array().cast("array<string>"))
+                   if REASON_CODES in scored.columns else F.array().cast("array<string>"))
         has_ordered = F.col("days_since_last_order").isNotNull()
         # A smaller recency is better, so R counts the edges the recency is *not* above.
         recency_rank = F.lit(len(cuts.recency) + 2) - rank_against("days_since_last_order", cuts.recency)
@@ -109,6 +117,7 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, model_name: str, model_run_
             .withColumn("model_run_id", F.lit(model_run_id))
             .withColumn("feature_dt", F.col("dt"))
             .withColumn("dt", F.lit(day).cast("date"))
+            .withColumn(REASON_CODES, reasons)
             .select(*[F.col(f.name).cast(f.dataType) for f in USER_PORTRAIT.schema.fields])
         )
 

@@ -1,0 +1,208 @@
+"""Validation of ingested rows: named rules over Spark columns, the first broken rule quarantines a row.
+
+Each :class:`Rule` is a name, a Column that is true when a row breaks it, and a Column that says what was
+wrong (naming the source column and value). :func:`flag_invalid` adds ``quarantine_rule`` and
+``quarantine_detail`` (null for good rows), so one pass over the data validates and splits it.
+
+Rules, in the order they are checked (a row is quarantined for the first one it breaks):
+
+=====================  ===========================================================================
+malformed_row          a CSV line with another number of fields than the header; a JSON line that is
+                       not an object
+missing_required       an empty required field: event time, event type, user id (or, for generic
+                       sources, user id or anonymous id), item id (except searches), user id of a purchase
+unparseable_number     a Unix time, price or quantity that is not a number
+unparseable_time       a time text that does not match the format's pattern
+unknown_event_type     an event type outside the format's vocabulary
+time_out_of_range      before ``ingest.min_event_date`` or after run time + ``ingest.max_future_hours``
+negative_price         price below zero
+quantity_not_positive  quantity below one
+inconsistent_order     an order id on a non-purchase event, a purchase without the order id the source
+                       should carry, or one order id with several users
+=====================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from portrait.ingest.formats import SourceLayout
+
+Transformation = Callable[[DataFrame], DataFrame]
+
+RULES: tuple[str, ...] = (
+    "malformed_row", "missing_required", "unparseable_number", "unparseable_time", "unknown_event_type",
+    "time_out_of_range", "negative_price", "quantity_not_positive", "inconsistent_order",
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validation rule: ``broken`` is true for a row that breaks it, ``detail`` says how."""
+
+    name: str
+    broken: Column
+    detail: Column
+
+
+def _quoted(column: str) -> Column:
+    return F.concat(F.lit("'"), F.col(column), F.lit("'"))
+
+
+def _first_of(checks: list[tuple[Column, Column]]) -> tuple[Column, Column]:
+    broken = F.lit(False)
+    for condition, _ in checks:
+        broken = broken | F.coalesce(condition, F.lit(False))
+    detail = F.coalesce(*[F.when(condition, message) for condition, message in checks], F.lit(None))
+    return broken, detail
+
+
+def rules(layout: SourceLayout, earliest: dt.datetime, latest: dt.datetime) -> list[Rule]:
+    """The rules for ``layout``'s rows, with event times allowed in [``earliest``, ``latest``] (aware, UTC)."""
+    if earliest.tzinfo is None or latest.tzinfo is None:
+        raise ValueError("earliest and latest must be timezone-aware datetimes (UTC)")
+    src = layout.source_of
+    is_buy = F.col("event_type") == "buy"
+    is_search = F.col("event_type") == "search"
+
+    def empty(target: str) -> Column:
+        return F.col(f"src_{target}").isNull()
+
+    def message(target: str, text: str) -> Column:
+        return F.lit(f"column '{src(target)}' {text}")
+
+    missing = [(empty(t), message(t, "is empty")) for t in ("event_time", "event_type") if src(t)]
+    if src("user_id") and src("anonymous_id"):
+        missing.append((empty("user_id") & empty("anonymous_id"),
+                        F.lit(f"columns '{src('user_id')}' and '{src('anonymous_id')}' are both empty")))
+    elif src("user_id"):
+        missing.append((empty("user_id"), message("user_id", "is empty")))
+    else:
+        missing.append((empty("anonymous_id"), message("anonymous_id", "is empty")))
+    if src("item_id"):
+        missing.append((empty("item_id") & ~F.coalesce(is_search, F.lit(False)),
+                        message("item_id", "is empty (required except for searches)")))
+    else:
+        missing.append((~F.coalesce(is_search, F.lit(False)), F.lit("no item column mapped: only searches load")))
+    if src("user_id") and src("anonymous_id"):
+        missing.append((is_buy & empty("user_id"), message("user_id", "is empty on a purchase")))
+
+    numbers = []
+    if layout.numeric_time:
+        numbers.append((~empty("event_time") & F.col("time_number").isNull(),
+                        F.concat(message("event_time", "value "), _quoted("src_event_time"),
+                                 F.lit(f" is not a whole number of {layout.time_format}"))))
+    if src("price"):
+        bad_price = F.col("price").isNull() | F.isnan("price") | (F.abs("price") == float("inf"))
+        numbers.append((~empty("price") & bad_price,
+                        F.concat(message("price", "value "), _quoted("src_price"), F.lit(" is not a number"))))
+    if src("quantity"):
+        numbers.append((~empty("quantity") & F.col("quantity").isNull(),
+                        F.concat(message("quantity", "value "), _quoted("src_quantity"),
+                                 F.lit(" is not a whole number"))))
+
+    time_text = []
+    if not layout.numeric_time:
+        time_text.append((~empty("event_time") & F.col("event_time").isNull(),
+                          F.concat(message("event_time", "value "), _quoted("src_event_time"),
+                                   F.lit(f" does not match the pattern '{layout.time_format}'"))))
+
+    known = ", ".join(layout.event_types)
+    unknown_type = (F.col("event_type").isNull(),
+                    F.concat(message("event_type", "value "), _quoted("src_event_type"),
+                             F.lit(f" is not one of {known}")))
+
+    window = f"[{earliest.isoformat()}, {latest.isoformat()}]"
+    out_of_range = [
+        (F.col("event_time").isNull(),
+         F.concat(message("event_time", "value "), _quoted("src_event_time"), F.lit(" is not a plausible time"))),
+        ((F.col("event_time") < F.lit(earliest)) | (F.col("event_time") > F.lit(latest)),
+         F.concat(F.lit("event time "), F.date_format("event_time", "yyyy-MM-dd HH:mm:ssXXX"),
+                  F.lit(f" is outside the plausible range {window} (ingest.min_event_date, max_future_hours)"))),
+    ]
+
+    order = []
+    if src("order_id"):
+        order = [
+            (F.col("order_id").isNotNull() & ~is_buy,
+             F.concat(message("order_id", "value "), _quoted("order_id"), F.lit(" on a non-purchase event"))),
+            (is_buy & F.col("order_id").isNull(), message("order_id", "is empty on a purchase")),
+            (F.col("order_users") > 1,
+             F.concat(message("order_id", "value "), _quoted("order_id"), F.lit(" belongs to "),
+                      F.col("order_users").cast("string"), F.lit(" different users"))),
+        ]
+
+    built = []
+    for name, checks in (
+        ("malformed_row", [(F.col("malformed").isNotNull(), F.col("malformed"))]),
+        ("missing_required", missing),
+        ("unparseable_number", numbers),
+        ("unparseable_time", time_text),
+        ("unknown_event_type", [unknown_type]),
+        ("time_out_of_range", out_of_range),
+        ("negative_price", [(F.col("price") < 0, F.concat(message("price", "value "), _quoted("src_price"),
+                                                          F.lit(" is negative")))] if src("price") else []),
+        ("quantity_not_positive", [(F.col("quantity") < 1, F.concat(
+            message("quantity", "value "), _quoted("src_quantity"), F.lit(" is below 1")))] if src("quantity") else []),
+        ("inconsistent_order", order),
+    ):
+        if checks:
+            broken, detail = _first_of(checks)
+            built.append(Rule(name, broken, detail))
+    return built
+
+
+def count_order_users() -> Transformation:
+    """Add ``order_users``: distinct users of the purchases with the row's order id in the batch."""
+
+    def transform(rows: DataFrame) -> DataFrame:
+        per_order = (
+            rows.where(F.col("order_id").isNotNull() & F.col("user_id").isNotNull() & (F.col("event_type") == "buy"))
+            .groupBy("order_id")
+            .agg(F.count_distinct("user_id").alias("order_users"))
+        )
+        return rows.join(per_order, on="order_id", how="left")
+
+    return transform
+
+
+def flag_invalid(checks: list[Rule]) -> Transformation:
+    """Add ``quarantine_rule`` (the first rule the row breaks, else null) and ``quarantine_detail``."""
+
+    def transform(rows: DataFrame) -> DataFrame:
+        rule = F.coalesce(*[F.when(r.broken, F.lit(r.name)) for r in checks], F.lit(None).cast("string"))
+        detail = F.coalesce(*[F.when(r.broken, F.coalesce(r.detail, F.lit(r.name))) for r in checks],
+                            F.lit(None).cast("string"))
+        return rows.withColumns({"quarantine_rule": rule, "quarantine_detail": detail})
+
+    return transform
+
+
+def quarantine_rows(fmt: str, run_id: str, at: dt.datetime) -> Transformation:
+    """Rows of the ``quarantine`` contract from flagged bad rows, one per distinct (file, raw row).
+
+    The key ``quarantine_id`` depends on the content only, so quarantining the same file again adds nothing.
+    """
+
+    def transform(flagged: DataFrame) -> DataFrame:
+        keyed = flagged.where(F.col("quarantine_rule").isNotNull()).select(
+            F.sha2(F.concat_ws("\u001f", F.lit(fmt), "source_file", "raw_row"), 256).alias("quarantine_id"),
+            F.struct(
+                F.col("source_file"), F.col("raw_row"), F.col("quarantine_rule").alias("rule"),
+                F.col("quarantine_detail").alias("detail"),
+            ).alias("row"),
+        )
+        return keyed.groupBy("quarantine_id").agg(F.min("row").alias("row")).select(
+            "quarantine_id",
+            F.lit(run_id).alias("ingest_run_id"),
+            F.lit(fmt).alias("format"),
+            "row.source_file", "row.raw_row", "row.rule", "row.detail",
+            F.lit(at).cast("timestamp").alias("quarantined_at"),
+        )
+
+    return transform

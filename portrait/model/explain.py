@@ -1,0 +1,260 @@
+"""What the fitted model learned, and why it scores a user as it does.
+
+Spark's LogisticRegression with ``standardization=True`` fits on standardised features but returns its
+coefficients on the *original* feature scale (the assembled vector: log-transformed counts, flags and IDF
+weights of the selected text terms). So a feature's contribution to one user's log-odds, relative to the
+average training user, is ``coef_j * (x_j - mean_j)``, which equals the standardised coefficient
+``coef_j * std_j`` times the standardised value ``(x_j - mean_j) / std_j``. The contributions of all features
+add up to the user's log-odds minus the log-odds of the average training user.
+
+Hashed text terms are mapped back to words with ``HashingTF.indexOf`` over a bounded vocabulary: the most
+frequent distinct tokens of the training documents (``model.vocabulary_tokens`` of them at most).
+
+Reason codes group all text terms into one "interested in …" contribution naming the user's strongest
+positive terms, and describe the numeric ones by the raw value a marketer knows, e.g.
+``"3 add-to-cart events in the last 7 days (+0.42)"`` (the number in brackets is the log-odds contribution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+from pyspark.ml import PipelineModel
+from pyspark.ml.classification import LogisticRegressionModel
+from pyspark.ml.feature import ChiSqSelectorModel, HashingTF, VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.stat import Summarizer
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from portrait.features.behaviour import LOOKBACK_DAYS, Transformation
+from portrait.model.pipeline import COUNT_FEATURES, FEATURES, TEXT_COLUMN, numeric_feature_names
+
+REASON_CODES = "reason_codes"
+TOP_REASONS = 3
+TOP_TOKENS_PER_REASON = 3
+TEXT_GROUP = "text_interests"
+_UNKNOWN_TERM = "(rare term)"
+
+# How a numeric feature reads to a marketer: a format over its raw (untransformed) user_features column.
+_COUNT_WORDING = {
+    "orders_30d": "%d paid orders in the last 30 days",
+    "spend_30d": "spent %.2f in the last 30 days",
+    "orders_90d": "%d paid orders in the last 90 days",
+    "spend_90d": "spent %.2f in the last 90 days",
+    "views_7d": "%d product views in the last 7 days",
+    "searches_7d": "%d searches in the last 7 days",
+    "carts_7d": "%d add-to-cart events in the last 7 days",
+    "favs_7d": "%d favourites in the last 7 days",
+    "buys_7d": "%d purchases in the last 7 days",
+    "views_30d": "%d product views in the last 30 days",
+    "searches_30d": "%d searches in the last 30 days",
+    "carts_30d": "%d add-to-cart events in the last 30 days",
+    "favs_30d": "%d favourites in the last 30 days",
+    "buys_30d": "%d purchases in the last 30 days",
+    "active_days_30d": "active on %d of the last 30 days",
+    "days_since_first_event": "first seen %d days ago",
+    "days_since_last_event": "last active %d days ago",
+}
+_NO_ORDER = f"no paid order in the last {LOOKBACK_DAYS} days"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The fitted model's linear part and the training statistics of its assembled feature vector.
+
+    ``feature_names[j]`` names slot ``j`` of the vector: a numeric feature name, or ``text:<hashed index>``;
+    ``text_terms`` maps a text slot (as a string, for JSON) to the tokens that hash to it, most frequent first.
+    """
+
+    feature_names: list[str]
+    coefficients: list[float]
+    intercept: float
+    means: list[float]
+    stds: list[float]
+    text_terms: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Explanation:
+        return cls(**data)
+
+    @property
+    def numeric_slots(self) -> int:
+        return sum(1 for name in self.feature_names if not name.startswith("text:"))
+
+    def term_label(self, slot: int) -> str:
+        tokens = self.text_terms.get(str(slot), [])
+        return "/".join(tokens[:TOP_TOKENS_PER_REASON]) if tokens else _UNKNOWN_TERM
+
+
+def _stage(model: PipelineModel, kind: type):
+    found = [s for s in model.stages if isinstance(s, kind)]
+    if len(found) != 1:
+        raise ValueError(f"expected one {kind.__name__} stage in the model, found {len(found)}")
+    return found[0]
+
+
+def training_vocabulary(max_tokens: int) -> Transformation:
+    """Feature rows → the ``max_tokens`` most frequent distinct tokens (``token``, ``documents``)."""
+
+    def transform(rows: DataFrame) -> DataFrame:
+        tokens = F.array_distinct(F.split(F.coalesce(F.col(TEXT_COLUMN), F.lit("")), r"\s+"))
+        return (
+            rows.select(F.explode(tokens).alias("token"))
+            .where(F.length("token") > 0)
+            .groupBy("token")
+            .agg(F.count(F.lit(1)).alias("documents"))
+            .orderBy(F.col("documents").desc(), F.col("token"))
+            .limit(max_tokens)
+        )
+
+    return transform
+
+
+def explain_model(model: PipelineModel, train: DataFrame, max_tokens: int) -> Explanation:
+    """The model's coefficients with feature names, the training means/stds and the text slots' tokens.
+
+    Collects the coefficients, two vectors of statistics and at most ``max_tokens`` tokens.
+    """
+    hashing: HashingTF = _stage(model, HashingTF)
+    selector: ChiSqSelectorModel = _stage(model, ChiSqSelectorModel)
+    assembler: VectorAssembler = _stage(model, VectorAssembler)
+    lr: LogisticRegressionModel = _stage(model, LogisticRegressionModel)
+    numeric = numeric_feature_names()
+    if assembler.getInputCols()[: len(numeric)] != numeric:
+        raise ValueError("the model's VectorAssembler does not start with the numeric features")
+    # The selector's output keeps the selected hashed indices in ascending order.
+    selected = sorted(int(i) for i in selector.selectedFeatures)
+    names = numeric + [f"text:{i}" for i in selected]
+    slot_of = {hashed: len(numeric) + k for k, hashed in enumerate(selected)}
+    text_terms: dict[str, list[str]] = {}
+    for row in train.transform(training_vocabulary(max_tokens)).collect():  # at most max_tokens rows
+        slot = slot_of.get(hashing.indexOf(row["token"]))
+        if slot is not None:
+            text_terms.setdefault(str(slot), []).append(row["token"])
+    before_lr = PipelineModel(stages=model.stages[:-1])
+    stats = before_lr.transform(train).select(
+        Summarizer.mean(F.col(FEATURES)).alias("mean"), Summarizer.std(F.col(FEATURES)).alias("std")
+    ).first()
+    coefficients = [float(c) for c in lr.coefficients.toArray()]
+    if len(coefficients) != len(names):
+        raise ValueError(f"the model has {len(coefficients)} coefficients for {len(names)} named features")
+    return Explanation(names, coefficients, float(lr.intercept), [float(m) for m in stats["mean"].toArray()],
+                       [float(s) for s in stats["std"].toArray()], text_terms)
+
+
+def top_features(explanation: Explanation, n: int = 20) -> pd.DataFrame:
+    """The ``n`` strongest positive and ``n`` strongest negative features by standardised coefficient.
+
+    Columns: ``feature``, ``tokens`` (text terms only), ``coefficient``, ``std``, ``standardised_coefficient``
+    (``coefficient * std``: the log-odds change of one standard deviation), ``direction``.
+    """
+    table = pd.DataFrame({
+        "feature": explanation.feature_names,
+        "tokens": [explanation.term_label(j) if name.startswith("text:") else ""
+                   for j, name in enumerate(explanation.feature_names)],
+        "coefficient": explanation.coefficients,
+        "std": explanation.stds,
+    })
+    table["standardised_coefficient"] = table["coefficient"] * table["std"]
+    ranked = table[table["standardised_coefficient"] != 0].sort_values(
+        ["standardised_coefficient", "feature"], ascending=[False, True])
+    positive = ranked[ranked["standardised_coefficient"] > 0].head(n).assign(direction="positive")
+    negative = ranked[ranked["standardised_coefficient"] < 0].iloc[::-1].head(n).assign(direction="negative")
+    return pd.concat([positive, negative], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reason codes
+# ---------------------------------------------------------------------------------------------
+
+
+def _describe_numeric(name: str) -> Column:
+    if name == "days_since_last_order_log":
+        return F.when(F.col("days_since_last_order").isNull(), F.lit(_NO_ORDER)).otherwise(
+            F.format_string("last paid order %d days ago", F.col("days_since_last_order").cast("long")))
+    if name == "has_ordered_90d":
+        return F.when(F.col("days_since_last_order").isNull(), F.lit(_NO_ORDER)).otherwise(
+            F.lit(f"a paid order in the last {LOOKBACK_DAYS} days"))
+    raw = name.removesuffix("_log")
+    wording = _COUNT_WORDING[raw]
+    value = F.coalesce(F.col(raw), F.lit(0))
+    return F.format_string(wording, value.cast("double" if "%.2f" in wording else "long"))
+
+
+REASON_CONTRIBUTIONS = "reason_contributions"
+
+
+def reason_contributions(model: PipelineModel, explanation: Explanation) -> Transformation:
+    """Add ``reason_contributions``: every non-zero contribution as ``struct<c: double, text: string>``,
+    largest size first.
+
+    Input: ``user_features`` rows (the model's input columns); every input column is kept. ``c`` is
+    ``coef_j * (x_j - mean_j)`` on the log-odds scale for a numeric feature, and the sum over all text
+    terms for the one text group, whose ``text`` names the user's strongest positive terms. The ``c`` of
+    a row add up to its log-odds minus ``intercept + coef · mean``.
+    """
+    numeric = numeric_feature_names()
+    if explanation.feature_names[: len(numeric)] != numeric:
+        raise ValueError("the explanation's features do not start with the model's numeric features")
+    if any(raw not in _COUNT_WORDING for raw in COUNT_FEATURES):
+        raise ValueError("every count feature needs a wording")
+    k = len(numeric)
+    text_slots = len(explanation.feature_names) - k
+    before_lr = PipelineModel(stages=model.stages[:-1])
+
+    def transform(rows: DataFrame) -> DataFrame:
+        x = F.col("__x")
+        reasons = []
+        for j, name in enumerate(numeric):
+            contribution = F.lit(explanation.coefficients[j]) * (x[j] - F.lit(explanation.means[j]))
+            reasons.append(F.struct(contribution.alias("c"), _describe_numeric(name).alias("text")))
+        if text_slots:
+            coef = F.array(*[F.lit(c) for c in explanation.coefficients[k:]])
+            mean = F.array(*[F.lit(m) for m in explanation.means[k:]])
+            label = F.array(*[F.lit(explanation.term_label(k + i)) for i in range(text_slots)])
+            terms = F.transform(
+                F.slice(x, k + 1, text_slots),
+                lambda v, i: F.struct(((v - mean[i]) * coef[i]).alias("c"), v.alias("v"), label[i].alias("t")),
+            )
+            total = F.aggregate(terms, F.lit(0.0), lambda acc, term: acc + term["c"])
+            strongest = F.slice(
+                F.array_sort(F.filter(terms, lambda t: (t["v"] > 0) & (t["c"] > 0)),
+                             lambda a, b: F.when(a["c"] > b["c"], -1).when(a["c"] < b["c"], 1).otherwise(0)),
+                1, TOP_TOKENS_PER_REASON,
+            )
+            words = F.array_join(F.transform(strongest, lambda t: t["t"]), ", ")
+            text = F.when(F.size(strongest) > 0, F.concat(F.lit("interested in: "), words)).otherwise(
+                F.lit("few matching interests in searches and viewed items"))
+            reasons.append(F.struct(total.alias("c"), text.alias("text")))
+        ranked = F.array_sort(
+            F.filter(F.array(*reasons), lambda r: r["c"] != 0),
+            lambda a, b: F.when(F.abs(a["c"]) > F.abs(b["c"]), -1).when(F.abs(a["c"]) < F.abs(b["c"]), 1)
+            .otherwise(0),
+        )
+        assembled = before_lr.transform(rows).withColumn("__x", vector_to_array(FEATURES))
+        return assembled.select(*rows.columns, ranked.alias(REASON_CONTRIBUTIONS))
+
+    return transform
+
+
+def reason_codes(model: PipelineModel, explanation: Explanation, top: int = TOP_REASONS) -> Transformation:
+    """Add ``reason_codes``: the user's ``top`` largest contributions as sentences a marketer can read.
+
+    Each reads ``"<what the user did> (<signed log-odds contribution>)"``, e.g.
+    ``"3 add-to-cart events in the last 7 days (+0.42)"`` or ``"interested in: 连衣裙, 手机 (+0.21)"``; see
+    :func:`reason_contributions`. Every input column is kept.
+    """
+
+    def transform(rows: DataFrame) -> DataFrame:
+        with_contributions = rows.transform(reason_contributions(model, explanation))
+        sentences = F.transform(F.slice(F.col(REASON_CONTRIBUTIONS), 1, top),
+                                lambda r: F.format_string("%s (%+.2f)", r["text"], r["c"]))
+        return with_contributions.select(*rows.columns, sentences.alias(REASON_CODES))
+
+    return transform

@@ -1,0 +1,121 @@
+"""Top features and reason codes of a fitted model on planted data (portrait/model/explain.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pyspark.ml.feature import HashingTF, IDFModel
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import functions as F
+
+from portrait.model.explain import (
+    REASON_CODES,
+    REASON_CONTRIBUTIONS,
+    Explanation,
+    explain_model,
+    reason_codes,
+    reason_contributions,
+    top_features,
+)
+from portrait.model.pipeline import build_pipeline, numeric_feature_names
+from tests.test_scoring import INFORMATIVE, LABELLED, SETTINGS, VOCABULARY, _row
+
+NUMERIC = numeric_feature_names()
+
+
+@pytest.fixture(scope="module")
+def labelled(spark):
+    return spark.createDataFrame([_row(i) for i in range(200)], LABELLED)
+
+
+@pytest.fixture(scope="module")
+def model(labelled):
+    return build_pipeline(SETTINGS).fit(labelled)
+
+
+@pytest.fixture(scope="module")
+def explanation(model, labelled):
+    return explain_model(model, labelled, max_tokens=100)
+
+
+def _hashing(model) -> HashingTF:
+    return next(s for s in model.stages if isinstance(s, HashingTF))
+
+
+def test_explanation_names_every_coefficient_and_maps_text_slots_back_to_tokens(model, explanation):
+    informative = f"text:{_hashing(model).indexOf(INFORMATIVE)}"
+    assert explanation.feature_names[: len(NUMERIC)] == NUMERIC
+    assert informative in explanation.feature_names
+    n = len(NUMERIC) + SETTINGS.selected_text_features
+    assert len(explanation.feature_names) == len(explanation.coefficients) == len(explanation.means) == n
+    slot = explanation.feature_names.index(informative)
+    assert explanation.text_terms[str(slot)] == [INFORMATIVE]
+    assert all(t in (*VOCABULARY, INFORMATIVE) for tokens in explanation.text_terms.values() for t in tokens)
+    assert Explanation.from_dict(explanation.to_dict()) == explanation
+
+
+def test_explanation_means_are_training_means_of_the_transformed_features(explanation, labelled):
+    carts = [r["carts_7d"] for r in labelled.select("carts_7d").collect()]
+    expected = sum(math.log1p(c) for c in carts) / len(carts)
+    assert explanation.means[NUMERIC.index("carts_7d_log")] == pytest.approx(expected, abs=1e-12)
+
+
+def test_top_features_lead_with_the_planted_rule(model, explanation):
+    table = top_features(explanation, n=3)
+    positive = table[table["direction"] == "positive"]
+    informative = f"text:{_hashing(model).indexOf(INFORMATIVE)}"
+    assert set(positive["feature"].head(2)) == {"carts_7d_log", informative}
+    assert positive.loc[positive["feature"] == informative, "tokens"].item() == INFORMATIVE
+    assert (table[table["direction"] == "negative"]["standardised_coefficient"] < 0).all()
+    assert positive["standardised_coefficient"].is_monotonic_decreasing
+
+
+def test_contributions_add_up_to_the_log_odds_above_the_average_user(model, explanation, labelled):
+    """sum_j coef_j * (x_j - mean_j) = margin - (intercept + coef . mean), for every user."""
+    offset = explanation.intercept + sum(c * m for c, m in zip(explanation.coefficients, explanation.means, strict=True))
+    contributions = labelled.transform(reason_contributions(model, explanation))
+    margins = model.transform(labelled).select("user_id", vector_to_array("rawPrediction")[1].alias("margin"))
+    rows = contributions.select("user_id", F.aggregate(REASON_CONTRIBUTIONS, F.lit(0.0), lambda a, r: a + r["c"])
+                                .alias("total")).join(margins, "user_id", how="inner").collect()
+    assert len(rows) == 200
+    for row in rows:
+        assert row["total"] == pytest.approx(row["margin"] - offset, abs=1e-9)
+
+
+def test_reason_codes_exact_for_a_hand_built_explanation(spark, model, explanation, labelled):
+    """Coefficients set by hand: carts_7d_log +1, days_since_last_order_log -0.5, the coupon term +0.5."""
+    coupon_slot = explanation.feature_names.index(f"text:{_hashing(model).indexOf(INFORMATIVE)}")
+    coefficients = [0.0] * len(explanation.feature_names)
+    coefficients[NUMERIC.index("carts_7d_log")] = 1.0
+    coefficients[NUMERIC.index("days_since_last_order_log")] = -0.5
+    coefficients[coupon_slot] = 0.5
+    hand_built = Explanation(explanation.feature_names, coefficients, 0.0, [0.0] * len(coefficients),
+                             [1.0] * len(coefficients), explanation.text_terms)
+    idf = next(s for s in model.stages if isinstance(s, IDFModel)).idf[_hashing(model).indexOf(INFORMATIVE)]
+    assert idf == pytest.approx(math.log(201 / 101))  # 100 of 200 documents hold the term
+    users = labelled.where(F.col("user_id").isin("u000", "u001", "u002", "u003"))
+    actual = {r["user_id"]: r[REASON_CODES] for r in users.transform(reason_codes(model, hand_built)).collect()}
+    coupon = f"interested in: {INFORMATIVE} (+{0.5 * idf:.2f})"
+    assert actual == {
+        # u000: no order (recency -> log1p(90)), coupon, no carts.
+        "u000": [f"no paid order in the last 90 days (-{0.5 * math.log1p(90):.2f})", coupon],
+        # u001: last order 1 day ago, one cart, no coupon.
+        "u001": ["1 add-to-cart events in the last 7 days (+0.69)", "last paid order 1 days ago (-0.35)"],
+        # u002: two carts, last order 2 days ago, coupon: three reasons by size.
+        "u002": ["2 add-to-cart events in the last 7 days (+1.10)", "last paid order 2 days ago (-0.55)", coupon],
+        # u003: last order 3 days ago only.
+        "u003": ["last paid order 3 days ago (-0.69)"],
+    }
+
+
+def test_reason_codes_of_the_fitted_model_name_the_planted_rule_for_positives(model, explanation, labelled):
+    scored = labelled.where(F.col("label") == 1.0).transform(reason_codes(model, explanation))
+    assert scored.columns == [*labelled.columns, REASON_CODES]
+    rows = scored.select("user_id", "carts_7d", REASON_CODES).collect()
+    assert len(rows) == 66
+    for row in rows:
+        reasons = row[REASON_CODES]
+        assert 1 <= len(reasons) <= 3
+        assert f"{row['carts_7d']} add-to-cart events in the last 7 days (+" in " | ".join(reasons), row
+        assert any(r.startswith(f"interested in: {INFORMATIVE}") and "(+" in r for r in reasons), row

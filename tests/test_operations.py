@@ -1,0 +1,94 @@
+"""Operations: every job leaves a job_runs row; backfills resume; a past portrait replays exactly."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from portrait import audit, io, pipeline
+from portrait.schemas import JOB_RUNS, MONITORING, USER_PORTRAIT
+from tests.conftest import make_config
+
+pytestmark = pytest.mark.slow
+
+DAY1 = dt.date(2026, 11, 18)
+DAYS = [DAY1 + dt.timedelta(days=k) for k in range(3)]
+
+
+@pytest.fixture(scope="module")
+def shop(spark, tmp_path_factory):
+    cfg = make_config(tmp_path_factory.mktemp("ops"), GENERATE__USERS="300", GENERATE__DAYS="35")
+    pipeline.run_generate(spark, cfg, end_date=DAYS[-1])
+    return cfg
+
+
+def _runs(spark, cfg):
+    return io.read_table(spark, cfg, JOB_RUNS).orderBy("started_at").collect()
+
+
+def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, shop, monkeypatch):
+    cfg = shop
+    real_run_features = pipeline.run_features
+
+    def failing_on_day_two(spark_, cfg_, day, *args, **kwargs):
+        if day == DAYS[1]:
+            raise RuntimeError("injected failure on day two")
+        return real_run_features(spark_, cfg_, day, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_features", failing_on_day_two)
+    with pytest.raises(pipeline.BackfillError, match=f"{DAYS[1]}.*injected failure"):
+        pipeline.run_backfill(spark, cfg, DAYS[0], DAYS[-1])
+    runs = _runs(spark, cfg)
+    assert [(r["run_date"], r["status"]) for r in runs] == [(DAYS[0], "succeeded"), (DAYS[1], "failed")]
+    assert "injected failure on day two" in runs[1]["error_message"]
+    written = io.read_table(spark, cfg, USER_PORTRAIT).select("dt").distinct().collect()
+    assert {r["dt"] for r in written} == {DAYS[0]}
+
+    monkeypatch.setattr(pipeline, "run_features", real_run_features)
+    done = pipeline.run_backfill(spark, cfg, DAYS[0], DAYS[-1])
+    assert done == DAYS[1:]  # day one was not redone
+    runs = _runs(spark, cfg)
+    assert [(r["run_date"], r["status"]) for r in runs] == [
+        (DAYS[0], "succeeded"), (DAYS[1], "failed"), (DAYS[1], "succeeded"), (DAYS[2], "succeeded")]
+    portrait = io.read_table(spark, cfg, USER_PORTRAIT)
+    assert {r["dt"] for r in portrait.select("dt").distinct().collect()} == set(DAYS)
+    assert portrait.groupBy("user_id", "dt").count().where("count > 1").count() == 0
+    checks = io.read_table(spark, cfg, MONITORING)
+    volume = {r["dt"]: r["value"] for r in checks.where(F.col("check") == "volume").collect()}
+    assert set(volume) == set(DAYS)
+    drift_days = {r["dt"] for r in checks.where((F.col("check") == "psi") & (F.col("reference") == "previous day"))
+                  .select("dt").distinct().collect()}
+    assert drift_days == set(DAYS[1:])  # day one has no previous portrait day
+    assert checks.where(F.col("check") == "score_psi").count() == 2
+    for run in runs:
+        if run["status"] == "succeeded":
+            assert run["mlflow_run_id"] and run["rows_out"] > 0
+            assert set(run["input_versions"]) >= {"clickstream", "orders"}
+            assert run["output_versions"]["user_portrait"] >= 0
+            assert run["config_fingerprint"] == cfg.fingerprint()
+
+
+def test_a_backwards_range_is_refused(spark, shop):
+    with pytest.raises(ValueError, match="ends before it starts"):
+        pipeline.run_backfill(spark, shop, DAYS[2], DAYS[0])
+
+
+def test_replaying_a_date_from_job_runs_reproduces_its_portrait(spark, shop):
+    cfg = shop
+    run = next(r for r in reversed(_runs(spark, cfg)) if r["status"] == "succeeded" and r["run_date"] == DAYS[0])
+    replayed = pipeline.replay_portrait(spark, cfg, run["run_id"])
+    stored = io.read_table(spark, cfg, USER_PORTRAIT, version=run["output_versions"]["user_portrait"])
+    assertDataFrameEqual(replayed, stored.where(F.col("dt") == F.lit(DAYS[0]).cast("date")), rtol=0.0, atol=0.0)
+
+
+def test_job_runs_records_the_git_commit_from_the_environment(spark, cfg, monkeypatch):
+    monkeypatch.setenv(audit.GIT_COMMIT_ENV, "abc123")
+    with pytest.raises(KeyError), audit.recorded(spark, cfg, "features", DAY1):
+        raise KeyError("no such table")
+    (row,) = io.read_table(spark, cfg, JOB_RUNS).collect()
+    assert (row["job"], row["status"], row["git_commit"]) == ("features", "failed", "abc123")
+    assert row["error_message"].startswith("KeyError")
+    assert row["ended_at"] >= row["started_at"]

@@ -1,0 +1,151 @@
+"""Champion/challenger promotion, evaluation artifacts and champion-only scoring (promotion.py, tracking.py)."""
+
+from __future__ import annotations
+
+import random
+
+import mlflow
+import pytest
+
+from portrait.cli import main
+from portrait.model import tracking
+from portrait.model.evaluation import binary_metrics, evaluate_model
+from portrait.model.explain import explain_model
+from portrait.model.pipeline import build_pipeline
+from portrait.model.promotion import FIRST_CHAMPION, KEPT_CHAMPION, PROMOTED, decide, promote
+from portrait.model.scoring import SCORE, score
+from portrait.model.tracking import NoModelError
+from tests.conftest import LOCAL_CONF, config_environ, make_config
+from tests.test_scoring import LABELLED, SETTINGS, _row
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "margin", "expected"),
+    [
+        (0.70, None, 0.0, FIRST_CHAMPION),
+        (0.70, 0.70, 0.0, PROMOTED),       # equal is enough with no margin
+        (0.71, 0.70, 0.0, PROMOTED),
+        (0.69, 0.70, 0.0, KEPT_CHAMPION),
+        (0.72, 0.70, 0.05, KEPT_CHAMPION),  # better, but not by the margin
+        (0.75, 0.70, 0.05, PROMOTED),
+    ],
+)
+def test_decide(challenger, champion, margin, expected):
+    assert decide(challenger, champion, margin) == expected
+
+
+def test_no_champion_is_a_clear_error_naming_the_model_and_what_to_run(tmp_path):
+    cfg = make_config(tmp_path)
+    assert tracking.champion_version(cfg) is None
+    with pytest.raises(NoModelError, match=r"model 'purchase_propensity' has no 'champion' version .*"
+                                           r"run `portrait train` \(or `portrait daily`\)"):
+        tracking.champion_model_uri(cfg)
+
+
+def test_cli_score_without_a_champion_exits_2_with_the_message(tmp_path, monkeypatch, capsys):
+    for name, value in config_environ(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    assert main(["score", "--conf", str(LOCAL_CONF), "--date", "2024-06-30"]) == 2
+    assert "error: model 'purchase_propensity' has no 'champion' version" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# One registry, three versions: a bad first champion, a better challenger, a worse challenger
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def labelled(spark):
+    return spark.createDataFrame([_row(i) for i in range(200)], LABELLED)
+
+
+@pytest.fixture(scope="module")
+def shuffled(spark):
+    """The same rows with their labels shuffled: a model fitted on them has learned nothing."""
+    rows = [_row(i) for i in range(200)]
+    labels = [r[-2] for r in rows]
+    random.Random(0).shuffle(labels)
+    return spark.createDataFrame([(*r[:-2], y, r[-1]) for r, y in zip(rows, labels, strict=True)], LABELLED)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, labelled, shuffled):
+    """Register bad, good, bad (in this order) and promote each against the champion on ``labelled``."""
+    cfg = make_config(tmp_path_factory.mktemp("registry"))
+    good = build_pipeline(SETTINGS).fit(labelled)
+    bad = build_pipeline(SETTINGS).fit(shuffled)
+    steps = []
+    for name, model in (("bad", bad), ("good", good), ("bad-again", bad)):
+        scored = labelled.transform(score(model))
+        report = evaluate_model(scored, seed=SETTINGS.seed) if name == "good" else None
+        metrics = report.metrics if report else binary_metrics(scored)
+        explanation = explain_model(model, labelled, max_tokens=100) if name == "good" else None
+        logged = tracking.log_training_run(cfg, model, labelled, {"step": name}, metrics, run_name=name,
+                                           evaluation=report, explanation=explanation)
+        steps.append((logged, promote(cfg, logged, labelled, metrics["auc_roc"])))
+    return cfg, good, steps
+
+
+def _aliases(cfg) -> dict[str, str]:
+    client = mlflow.MlflowClient()
+    return {alias: str(version) for alias, version in client.get_registered_model(cfg.model.name).aliases.items()}
+
+
+@pytest.mark.slow  # three models logged to and two loaded from a registry: minutes on 2 cores
+def test_first_version_becomes_champion_and_a_better_one_takes_over(registry):
+    cfg, _, steps = registry
+    (first, first_decision), (second, second_decision), _ = steps
+    assert first_decision.outcome == FIRST_CHAMPION and first_decision.champion_auc is None
+    assert second_decision.outcome == PROMOTED
+    assert second_decision.champion_version == first.registered_version
+    assert second_decision.challenger_auc > 0.9 > second_decision.champion_auc
+    run = mlflow.get_run(second.run_id)
+    assert run.data.tags["promotion_outcome"] == PROMOTED
+    assert run.data.tags["model_alias"] == "champion"
+    assert run.data.params["champion_version_before"] == first.registered_version
+    assert run.data.metrics["champion_auc_roc"] == pytest.approx(second_decision.champion_auc)
+    assert run.data.metrics["challenger_auc_roc"] == pytest.approx(second_decision.challenger_auc)
+
+
+@pytest.mark.slow
+def test_a_worse_challenger_does_not_move_the_champion(registry):
+    cfg, _, steps = registry
+    (_, _), (second, _), (third, third_decision) = steps
+    assert third_decision.outcome == KEPT_CHAMPION
+    assert third_decision.champion_auc > 0.9 > third_decision.challenger_auc
+    assert _aliases(cfg) == {"champion": second.registered_version, "challenger": third.registered_version}
+    assert tracking.champion_version(cfg).run_id == second.run_id
+    run = mlflow.get_run(third.run_id)
+    assert (run.data.tags["promotion_outcome"], run.data.tags["model_alias"]) == (KEPT_CHAMPION, "challenger")
+
+
+@pytest.mark.slow
+def test_champion_uri_loads_the_champion_with_its_explanation(registry, labelled):
+    cfg, good, _ = registry
+    uri = tracking.champion_model_uri(cfg)
+    assert uri == f"models:/{cfg.model.name}@champion"
+    loaded = tracking.load_model(uri)
+    expected = {r["user_id"]: r[SCORE] for r in labelled.transform(score(good)).select("user_id", SCORE).collect()}
+    actual = {r["user_id"]: r[SCORE] for r in labelled.transform(score(loaded)).select("user_id", SCORE).collect()}
+    assert actual == expected
+    explanation = tracking.load_explanation(uri)
+    assert explanation is not None and len(explanation.coefficients) == len(explanation.feature_names)
+
+
+@pytest.mark.slow
+def test_training_run_logs_plots_tables_and_top_features(registry):
+    _, _, steps = registry
+    run_id = steps[1][0].run_id
+    client = mlflow.MlflowClient()
+    evaluation = {a.path for a in client.list_artifacts(run_id, "evaluation")}
+    for name in ("roc.png", "pr.png", "calibration.png", "lift.png", "deciles.csv", "deciles.json",
+                 "calibration.csv", "curve.csv", "curve_baseline_rfm.csv"):
+        assert f"evaluation/{name}" in evaluation
+    top_level = {a.path for a in client.list_artifacts(run_id)}
+    assert {"explanation.json", "top_features.csv", "top_features.json", "model"} <= top_level
+    top = mlflow.artifacts.load_text(f"runs:/{run_id}/top_features.csv").splitlines()
+    assert top[0] == "feature,tokens,coefficient,std,standardised_coefficient,direction"
+    assert "coupon" in "\n".join(top[1:3])
+    metrics = mlflow.get_run(run_id).data.metrics
+    assert {"baseline_random_auc_roc", "baseline_rfm_auc_roc", "auc_roc_lift_over_rfm", "brier",
+            "lift_top_decile"} <= set(metrics)

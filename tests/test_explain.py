@@ -101,7 +101,7 @@ def test_reason_codes_exact_for_a_hand_built_explanation(spark, model, explanati
         # u000: no order (recency -> log1p(90)), coupon, no carts.
         "u000": [f"no paid order in the last 90 days (-{0.5 * math.log1p(90):.2f})", coupon],
         # u001: last order 1 day ago, one cart, no coupon.
-        "u001": ["1 add-to-cart events in the last 7 days (+0.69)", "last paid order 1 days ago (-0.35)"],
+        "u001": ["1 add-to-cart event in the last 7 days (+0.69)", "last paid order 1 day ago (-0.35)"],
         # u002: two carts, last order 2 days ago, coupon: three reasons by size.
         "u002": ["2 add-to-cart events in the last 7 days (+1.10)", "last paid order 2 days ago (-0.55)", coupon],
         # u003: last order 3 days ago only.
@@ -117,5 +117,6 @@ def test_reason_codes_of_the_fitted_model_name_the_planted_rule_for_positives(mo
     for row in rows:
         reasons = row[REASON_CODES]
         assert 1 <= len(reasons) <= 3
-        assert f"{row['carts_7d']} add-to-cart events in the last 7 days (+" in " | ".join(reasons), row
+        events = "event" if row["carts_7d"] == 1 else "events"
+        assert f"{row['carts_7d']} add-to-cart {events} in the last 7 days (+" in " | ".join(reasons), row
         assert any(r.startswith(f"interested in: {INFORMATIVE}") and "(+" in r for r in reasons), row

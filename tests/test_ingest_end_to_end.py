@@ -34,7 +34,8 @@ def generated():
 @pytest.mark.parametrize("fmt", ["taobao", "retailrocket", "rees46", "generic"])
 def test_daily_runs_end_to_end_on_imported_files(spark, tmp_path, generated, fmt):
     extra = {"INGEST__GENERIC__FILE_FORMAT": "parquet"} if fmt == "generic" else {}
-    cfg = make_config(tmp_path, **extra)
+    # Two training snapshots (one trains, one tests) are enough to prove the path; CI time is shared.
+    cfg = make_config(tmp_path, MODEL__TRAINING_SNAPSHOTS="2", **extra)
     path = write_format_files(generated["clickstream"], fmt, tmp_path / "files")
     report = ingest_files(spark, cfg, fmt, str(path), now=NOW)
     assert report.rows_quarantined == 0 and report.rows_accepted > 0, report.render()

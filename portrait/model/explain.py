@@ -38,25 +38,26 @@ TOP_TOKENS_PER_REASON = 3
 TEXT_GROUP = "text_interests"
 _UNKNOWN_TERM = "(rare term)"
 
-# How a numeric feature reads to a marketer: a format over its raw (untransformed) user_features column.
-_COUNT_WORDING = {
-    "orders_30d": "%d paid orders in the last 30 days",
-    "spend_30d": "spent %.2f in the last 30 days",
-    "orders_90d": "%d paid orders in the last 90 days",
-    "spend_90d": "spent %.2f in the last 90 days",
-    "views_7d": "%d product views in the last 7 days",
-    "searches_7d": "%d searches in the last 7 days",
-    "carts_7d": "%d add-to-cart events in the last 7 days",
-    "favs_7d": "%d favourites in the last 7 days",
-    "buys_7d": "%d purchases in the last 7 days",
-    "views_30d": "%d product views in the last 30 days",
-    "searches_30d": "%d searches in the last 30 days",
-    "carts_30d": "%d add-to-cart events in the last 30 days",
-    "favs_30d": "%d favourites in the last 30 days",
-    "buys_30d": "%d purchases in the last 30 days",
-    "active_days_30d": "active on %d of the last 30 days",
-    "days_since_first_event": "first seen %d days ago",
-    "days_since_last_event": "last active %d days ago",
+# How a numeric feature reads to a marketer: formats over its raw (untransformed) user_features column, as
+# (singular, plural) for counts, so a value of 1 reads "1 add-to-cart event", or one format for amounts.
+_COUNT_WORDING: dict[str, tuple[str, ...]] = {
+    "orders_30d": ("%d paid order in the last 30 days", "%d paid orders in the last 30 days"),
+    "spend_30d": ("spent %.2f in the last 30 days",),
+    "orders_90d": ("%d paid order in the last 90 days", "%d paid orders in the last 90 days"),
+    "spend_90d": ("spent %.2f in the last 90 days",),
+    "views_7d": ("%d product view in the last 7 days", "%d product views in the last 7 days"),
+    "searches_7d": ("%d search in the last 7 days", "%d searches in the last 7 days"),
+    "carts_7d": ("%d add-to-cart event in the last 7 days", "%d add-to-cart events in the last 7 days"),
+    "favs_7d": ("%d favourite in the last 7 days", "%d favourites in the last 7 days"),
+    "buys_7d": ("%d purchase in the last 7 days", "%d purchases in the last 7 days"),
+    "views_30d": ("%d product view in the last 30 days", "%d product views in the last 30 days"),
+    "searches_30d": ("%d search in the last 30 days", "%d searches in the last 30 days"),
+    "carts_30d": ("%d add-to-cart event in the last 30 days", "%d add-to-cart events in the last 30 days"),
+    "favs_30d": ("%d favourite in the last 30 days", "%d favourites in the last 30 days"),
+    "buys_30d": ("%d purchase in the last 30 days", "%d purchases in the last 30 days"),
+    "active_days_30d": ("active on %d of the last 30 days",),
+    "days_since_first_event": ("first seen %d day ago", "first seen %d days ago"),
+    "days_since_last_event": ("last active %d day ago", "last active %d days ago"),
 }
 _NO_ORDER = f"no paid order in the last {LOOKBACK_DAYS} days"
 
@@ -177,14 +178,22 @@ def top_features(explanation: Explanation, n: int = 20) -> pd.DataFrame:
 def _describe_numeric(name: str) -> Column:
     if name == "days_since_last_order_log":
         return F.when(F.col("days_since_last_order").isNull(), F.lit(_NO_ORDER)).otherwise(
-            F.format_string("last paid order %d days ago", F.col("days_since_last_order").cast("long")))
+            _counted(("last paid order %d day ago", "last paid order %d days ago"),
+                     F.col("days_since_last_order").cast("long")))
     if name == "has_ordered_90d":
         return F.when(F.col("days_since_last_order").isNull(), F.lit(_NO_ORDER)).otherwise(
             F.lit(f"a paid order in the last {LOOKBACK_DAYS} days"))
     raw = name.removesuffix("_log")
-    wording = _COUNT_WORDING[raw]
+    forms = _COUNT_WORDING[raw]
     value = F.coalesce(F.col(raw), F.lit(0))
-    return F.format_string(wording, value.cast("double" if "%.2f" in wording else "long"))
+    return _counted(forms, value.cast("double" if "%.2f" in forms[0] else "long"))
+
+
+def _counted(forms: tuple[str, ...], value: Column) -> Column:
+    if len(forms) == 1:
+        return F.format_string(forms[0], value)
+    singular, plural = forms
+    return F.when(value == 1, F.format_string(singular, value)).otherwise(F.format_string(plural, value))
 
 
 REASON_CONTRIBUTIONS = "reason_contributions"

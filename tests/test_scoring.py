@@ -12,8 +12,9 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from portrait.config import ModelConfig
+from portrait.model.evaluation import binary_metrics as evaluate
 from portrait.model.pipeline import COUNT_FEATURES, MODEL_INPUT_COLUMNS, build_pipeline
-from portrait.model.scoring import SCORE, evaluate, score
+from portrait.model.scoring import SCORE, score
 from portrait.model.training import LABEL
 from portrait.schemas import USER_FEATURES
 
@@ -28,7 +29,7 @@ def test_evaluate_perfect_ranking(spark):
     scored = spark.createDataFrame([(1.0, 0.9), (1.0, 0.8), (0.0, 0.3), (0.0, 0.1)], SCORED)
     metrics = evaluate(scored)
     expected_log_loss = -(math.log(0.9) + math.log(0.8) + math.log(1 - 0.3) + math.log(1 - 0.1)) / 4
-    assert set(metrics) == {"auc_roc", "auc_pr", "log_loss", "base_rate", "rows"}
+    assert set(metrics) == {"auc_roc", "auc_pr", "log_loss", "brier", "base_rate", "rows"}
     assert metrics["auc_roc"] == pytest.approx(1.0, abs=1e-12)
     assert metrics["auc_pr"] == pytest.approx(1.0, abs=1e-12)
     assert metrics["log_loss"] == pytest.approx(expected_log_loss, abs=1e-9)

@@ -9,7 +9,7 @@ DATE   ?=
 PYTEST_ARGS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint clean-state check-java
+.PHONY: setup run serve-bi test lint clean-state check-java
 
 setup: $(STAMP)
 	@$(BIN)/python -m portrait.spark fetch-jars
@@ -26,8 +26,23 @@ $(STAMP): setup.py | check-java
 
 # The main job end to end on the embedded default: local Spark, a Delta directory in .portrait/lakehouse,
 # MLflow on SQLite in .portrait/mlflow.db, synthetic data generated when no input tables exist.
-run: setup
-	$(BIN)/portrait daily --conf conf/local.yml $(if $(DATE),--date $(DATE))
+# BI tables carry an HMAC of the user id; its key only ever comes from the environment. Locally a random
+# development key is made once in .portrait/pseudonym.key (git-ignored, removed by clean-state) unless
+# PORTRAIT_PSEUDONYM_KEY is already set.
+PSEUDONYM_KEY_FILE := .portrait/pseudonym.key
+
+$(PSEUDONYM_KEY_FILE):
+	@mkdir -p $(dir $@)
+	@umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_hex(32))" > $@
+	@echo "made a local development pseudonymisation key in $@ (not for production)"
+
+run: setup $(PSEUDONYM_KEY_FILE)
+	PORTRAIT_PSEUDONYM_KEY="$${PORTRAIT_PSEUDONYM_KEY:-$$(cat $(PSEUDONYM_KEY_FILE))}" \
+	    $(BIN)/portrait daily --conf conf/local.yml $(if $(DATE),--date $(DATE))
+
+# The lakehouse's BI tables over JDBC (jdbc:hive2://localhost:10000/portrait) until Ctrl-C.
+serve-bi: setup
+	$(BIN)/portrait serve-bi --conf conf/local.yml
 
 test: setup
 	$(BIN)/ruff check .

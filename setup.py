@@ -29,6 +29,8 @@ EXTRAS_REQUIRE = {
         "ruff>=0.6",
         "jsonschema>=4.20",
         "scikit-learn>=1.4",  # bench/model_vs_sklearn.py only
+        "pyhive[hive_pure_sasl]>=0.7",  # a real HiveServer2 client for the serve-bi tests
+        "deltalake>=0.25",  # delta-rs: proves the tables are readable without Spark
     ],
 }
 

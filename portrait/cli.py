@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import os
 import sys
@@ -41,6 +42,10 @@ def _build_parser() -> argparse.ArgumentParser:
     common.add_argument("--date", type=parse_date, default=None,
                         help="run date YYYY-MM-DD (default: yesterday in the configured time zone)")
     common.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    common.add_argument("--log-format", choices=("text", "json"),
+                        default=os.environ.get("PORTRAIT_LOG_FORMAT", "text"),
+                        help="text for people, json (one object per line) for log collectors; "
+                             "default $PORTRAIT_LOG_FORMAT or text")
     jobs = parser.add_subparsers(dest="job", required=True, metavar="JOB")
 
     gen = jobs.add_parser("generate", parents=[common], help="write synthetic input tables ending on --date")
@@ -50,7 +55,8 @@ def _build_parser() -> argparse.ArgumentParser:
     jobs.add_parser("features", parents=[common], help="compute the user_features partition of --date")
     jobs.add_parser("train", parents=[common], help="fit and log the propensity model as of --date")
     score = jobs.add_parser("score", parents=[common],
-                            help="score users with a registered model and write user_portrait for --date")
+                            help="score users with a registered model (default the champion) and write "
+                                 "user_portrait, the BI tables and the report for --date")
     score.add_argument("--model-uri", default=None,
                        help="MLflow model URI (default: the registered model's champion, models:/<name>@champion)")
     ingest = jobs.add_parser("ingest", parents=[common],
@@ -74,37 +80,111 @@ def _build_parser() -> argparse.ArgumentParser:
                              help="recompute a past daily run's portrait from the table versions in job_runs "
                                   "and compare it with what was published")
     replay.add_argument("--run-id", required=True, help="run_id of a succeeded daily run in job_runs")
+    maintain = jobs.add_parser("maintain", parents=[common],
+                               help="OPTIMIZE (Z-ordered per maintenance.zorder_by) and VACUUM tables; adds missing "
+                                    "table properties")
+    maintain.add_argument("--table", action="append", default=None, metavar="NAME",
+                          help="table to maintain (repeatable; default: every table that exists)")
+    jobs.add_parser("tags", parents=[common],
+                    help="check the tag registry's definitions with Spark and print its catalogue (docs/TAGS.md)")
+    forget = jobs.add_parser("forget", parents=[common],
+                             help="erase persons (and their stitched ids) from every table, mark models trained "
+                                  "on them for retraining, VACUUM, and audit the request in erasure_requests")
+    forget.add_argument("--user", action="append", default=[], metavar="ID",
+                        help="user or device id to erase (repeatable; an empty value is ignored)")
+    forget.add_argument("--file", default="", metavar="PATH",
+                        help="text file with one id per line (# comments allowed; empty value = none)")
+    forget.add_argument("--no-vacuum", action="store_true",
+                        help="skip VACUUM (deleted rows stay readable by time travel until the next one)")
+    audience = jobs.add_parser("audience", parents=[common],
+                               help="export the persons of --date with every --tag and a score of at least "
+                                    "--min-score: person_key, score, decile, tags (never a raw id)")
+    audience.add_argument("--tag", action="append", required=True, metavar="TAG",
+                          help="tag code the persons must carry (repeatable: all of them)")
+    audience.add_argument("--min-score", type=float, default=0.0, help="lowest purchase_propensity (0-1)")
+    audience.add_argument("--output", required=True, metavar="PATH", help="file to write (replaced if it exists)")
+    audience.add_argument("--format", default="csv", choices=("csv", "parquet"))
+    serve_bi = jobs.add_parser("serve-bi", parents=[common],
+                               help="serve the BI tables over JDBC/ODBC (Spark Thrift Server, HiveServer2 protocol) "
+                                    "until stopped")
+    serve_bi.add_argument("--host", default=None, help="bind address (default bi.host, 127.0.0.1)")
+    serve_bi.add_argument("--port", type=int, default=None, help="port (default bi.port, 10000)")
+    serve_bi.add_argument("--all-tables", action="store_true",
+                          help="also register tables holding raw ids (user_portrait, …): trusted users only")
     for sub in jobs.choices.values():
         sub.add_argument("--git-commit", default=None,
                          help="code version recorded in job_runs (default $PORTRAIT_GIT_COMMIT or git HEAD)")
     return parser
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line (time, level, logger, message, exception): what log collectors parse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+                 "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(verbose: bool, log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter() if log_format == "json"
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     for noisy in ("py4j", "urllib3", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, args.log_format)
 
     from portrait.config import ConfigError, load_config
     from portrait.io import SchemaMismatchError, TableNotFoundError
     from portrait.model.tracking import NoModelError
     from portrait.pipeline import BackfillError, MonitoringBreach, ReplayError
+    from portrait.publish.quality import QualityGateFailed
+    from portrait.publish.tags import TagDefinitionError
     from portrait.spark import SparkSetupError
 
     try:
         cfg = load_config(args.conf)
         day = args.date or yesterday(cfg.time_zone)
         return _JOBS[args.job](args, cfg, day)
+    except QualityGateFailed as exc:  # the data was refused, not the command: exit code as for ingest
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    except TagDefinitionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (ConfigError, TableNotFoundError, SchemaMismatchError, SparkSetupError, NoModelError,
             BackfillError, ReplayError, MonitoringBreach) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        # Faults of the platform (corrupt table log, refused storage, MLflow down, concurrent writers, no
+        # pseudonymisation key) end with one clear line too; anything else keeps its traceback.
+        from portrait.erasure import ErasureInputError
+        from portrait.io import ConcurrentWriteError, CorruptTableError, LakehouseWriteError, storage_problem
+        from portrait.model.tracking import TrackingUnavailableError
+        from portrait.privacy import PseudonymKeyError
+
+        clear = (CorruptTableError, LakehouseWriteError, ConcurrentWriteError, TrackingUnavailableError,
+                 PseudonymKeyError, ErasureInputError)
+        if isinstance(exc, clear):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if storage_problem(exc) is not None:
+            from portrait.io import raise_storage_problem
+
+            try:
+                raise_storage_problem(exc, "a table of this job")
+            except (CorruptTableError, LakehouseWriteError) as translated:
+                print(f"error: {translated}", file=sys.stderr)
+                return EXIT_USAGE
+        raise
 
 
 def _spark(cfg):
@@ -122,9 +202,10 @@ def _generate(args, cfg, day) -> int:
 
 
 def _features(args, cfg, day) -> int:
-    from portrait.pipeline import run_features
+    from portrait.pipeline import run_features_recorded
 
-    print(f"user_features {day}: {run_features(_spark(cfg), cfg, day):,} rows")
+    rows = run_features_recorded(_spark(cfg), cfg, day, git_commit=args.git_commit)
+    print(f"user_features {day}: {rows:,} rows")
     return 0
 
 
@@ -144,14 +225,12 @@ def _train(args, cfg, day) -> int:
 
 def _score(args, cfg, day) -> int:
     from portrait.model import tracking
-    from portrait.pipeline import run_portrait
+    from portrait.pipeline import run_score
 
     uri = args.model_uri or tracking.champion_model_uri(cfg)  # before Spark starts: fails fast without one
-    spark = _spark(cfg)
-    model = tracking.load_model(uri)
-    rows = run_portrait(spark, cfg, day, model, model_run_id=tracking.run_id_of(uri),
-                        explanation=tracking.load_explanation(uri))
-    print(f"user_portrait {day}: {rows:,} rows scored with {uri}")
+    done = run_score(_spark(cfg), cfg, day, uri, git_commit=args.git_commit)
+    print(f"user_portrait {day}: {done['portrait_rows']:,} rows scored with {uri}; BI tables {done['bi_rows']}; "
+          f"report {done['report']}")
     return 0
 
 
@@ -165,9 +244,9 @@ def _daily(args, cfg, day) -> int:
 
 
 def _monitor(args, cfg, day) -> int:
-    from portrait.pipeline import run_monitor
+    from portrait.pipeline import run_monitor_recorded
 
-    rows = run_monitor(_spark(cfg), cfg, day)
+    rows = run_monitor_recorded(_spark(cfg), cfg, day, git_commit=args.git_commit)
     print(f"monitoring {day}: {len(rows)} checks, {sum(1 for row in rows if row[5])} breached")
     return 0
 
@@ -221,7 +300,74 @@ def _identity(args, cfg, day) -> int:
     return 0
 
 
+def _forget(args, cfg, day) -> int:
+    from pathlib import Path
+
+    from portrait.erasure import ErasureInputError, ids_from_lines, normalise_ids
+    from portrait.pipeline import run_forget
+
+    ids = [u for u in args.user if u.strip()]
+    if args.file.strip():
+        try:
+            text = Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ErasureInputError(f"--file {args.file}: cannot read it as UTF-8 text ({exc})") from None
+        ids += ids_from_lines(text, f"--file {args.file}")
+    ids = normalise_ids(ids, "--user/--file")  # checked before Spark starts
+    print(run_forget(_spark(cfg), cfg, ids, vacuum=not args.no_vacuum).render())
+    return 0
+
+
+def _audience(args, cfg, day) -> int:
+    from portrait.pipeline import AudienceError, run_audience
+
+    try:
+        persons = run_audience(_spark(cfg), cfg, day, args.tag, args.min_score, args.output, args.format)
+    except (AudienceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"audience {day} ({' & '.join(args.tag)}, score >= {args.min_score}): {persons:,} persons → {args.output}")
+    return 0
+
+
+def _serve_bi(args, cfg, day) -> int:
+    from portrait.serve import ServeError, serve_bi
+
+    try:
+        serve_bi(cfg, host=args.host, port=args.port, all_tables=args.all_tables)
+    except ServeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _maintain(args, cfg, day) -> int:
+    from portrait.pipeline import run_maintain
+
+    try:
+        results = run_maintain(_spark(cfg), cfg, args.table)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"maintained {len(results)} table(s); VACUUM retention {cfg.privacy.vacuum_retention_hours} h")
+    for result in results:
+        print("  " + result.render())
+    return 0
+
+
+def _tags(args, cfg, day) -> int:
+    from portrait.pipeline import check_tag_registry
+    from portrait.publish.tags import tag_catalog
+
+    check_tag_registry(_spark(cfg), cfg)
+    sys.stdout.write(tag_catalog(cfg.tags))
+    return 0
+
+
 _JOBS: dict[str, Callable[..., int]] = {
+    "audience": _audience,
+    "serve-bi": _serve_bi,
+    "forget": _forget,
     "generate": _generate,
     "features": _features,
     "train": _train,
@@ -232,6 +378,8 @@ _JOBS: dict[str, Callable[..., int]] = {
     "replay": _replay,
     "ingest": _ingest,
     "identity": _identity,
+    "maintain": _maintain,
+    "tags": _tags,
 }
 
 

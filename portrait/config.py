@@ -47,6 +47,18 @@ class LakehouseConfig(_Section):
     catalog: str | None = None
     schema_name: str | None = Field(None, alias="schema")
 
+    @field_validator("path")
+    @classmethod
+    def _plain_path(cls, value: str | None) -> str | None:
+        # The path is quoted into SQL as delta.`<path>`: a backtick or a control character would end the quote.
+        if value is not None:
+            if not value.strip() or "`" in value or any(ord(c) < 32 for c in value):
+                raise ValueError(f"lakehouse path {value!r} must be non-empty, without backticks or control "
+                                 "characters")
+            if Path(value).exists() and not Path(value).is_dir():
+                raise ValueError(f"lakehouse path {value!r} exists and is not a directory")
+        return value
+
     @model_validator(mode="after")
     def _one_location(self) -> LakehouseConfig:
         if (self.path is None) == (self.schema_name is None):
@@ -65,6 +77,7 @@ class TablesConfig(_Section):
     items: str = "items"
     users: str = "users"
     reviews: str = "reviews"
+    user_daily_activity: str = "user_daily_activity"
     user_features: str = "user_features"
     user_portrait: str = "user_portrait"
     quarantine: str = "quarantine"
@@ -73,6 +86,11 @@ class TablesConfig(_Section):
     identity_merge_log: str = "identity_merge_log"
     job_runs: str = "job_runs"
     monitoring: str = "monitoring"
+    publish_checks: str = "publish_checks"
+    portrait_changes: str = "portrait_changes"
+    erasure_requests: str = "erasure_requests"
+    portrait_latest: str = "portrait_latest"
+    segment_daily: str = "segment_daily"
 
     @field_validator("*")
     @classmethod
@@ -82,12 +100,50 @@ class TablesConfig(_Section):
         return value
 
 
-class FeaturesConfig(_Section):
-    """Feature engineering settings."""
+class LifecycleRules(_Section):
+    """Lifecycle stage rules, first match wins: new, then active, then sleeping, else churned."""
 
-    text_window_days: int = Field(30, ge=1, le=365)
+    new_max_tenure_days: int = Field(13, ge=0, description="new: first activity at most this many days ago.")
+    active_max_idle_days: int = Field(7, ge=0, description="active: last activity at most this many days ago.")
+    sleeping_max_idle_days: int = Field(30, ge=0, description="sleeping: last activity at most this many days ago.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LifecycleRules:
+        if self.sleeping_max_idle_days < self.active_max_idle_days:
+            raise ValueError("sleeping_max_idle_days must be at least active_max_idle_days")
+        return self
+
+
+class FeaturesConfig(_Section):
+    """Feature engineering settings (families and definitions in docs/FEATURES.md)."""
+
+    text_window_days: int = Field(30, ge=1, le=90)
     max_tokens_per_user: int = Field(200, ge=10, le=10_000)
     min_token_length: int = Field(1, ge=1, le=10)
+    session_gap_minutes: int = Field(30, ge=1, le=24 * 60, description="Inactivity that ends a session.")
+    affinity_half_life_days: float = Field(14.0, gt=0, description="Interest weight halves every this many days.")
+    affinity_weights: dict[Literal["view", "search", "cart", "remove_cart", "fav", "buy"], float] = Field(
+        default_factory=lambda: {"view": 1.0, "cart": 3.0, "fav": 2.0, "buy": 5.0},
+        description="Interest weight of one event per type; types not listed weigh nothing.",
+    )
+    top_k: int = Field(5, ge=1, le=50, description="Categories and brands kept in top_categories/top_brands.")
+    price_tier_edges: tuple[float, float] = Field(
+        (1 / 3, 2 / 3), description="price_percentile_90d below the first is low, from the second high."
+    )
+    lifecycle: LifecycleRules = LifecycleRules()
+    bot_max_events_per_day: int = Field(
+        5000, ge=100, description="A person-day above this is a bot day: counted, but no sessions or text."
+    )
+    bot_events_per_active_day: float = Field(1000.0, gt=0, description="bot_suspect above this 30-day rate.")
+    bot_max_gap_cv: float = Field(0.1, ge=0, description="bot_suspect when in-session gaps vary less than this.")
+    bot_min_gaps: int = Field(50, ge=2, description="Gaps needed before their regularity is judged.")
+
+    @field_validator("price_tier_edges")
+    @classmethod
+    def _edges_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] < value[1] < 1:
+            raise ValueError("price_tier_edges must be two increasing numbers strictly between 0 and 1")
+        return value
 
 
 class TuningConfig(_Section):
@@ -153,6 +209,12 @@ class ModelConfig(_Section):
                     "the portrait is scored with 'purchase'.",
     )
     churn_horizon_days: int = Field(30, ge=1, le=180, description="churn: no activity in (D, D + horizon].")
+    daily_training: Literal["always", "if_no_champion"] = Field(
+        "if_no_champion",
+        description="always: every daily run trains (and the promotion gate decides); if_no_champion: the daily "
+                    "run scores with the champion and trains only when none exists or it is marked for "
+                    "retraining; the weekly training job trains.",
+    )
 
     @field_validator("targets")
     @classmethod
@@ -270,6 +332,144 @@ class MonitoringConfig(_Section):
     fail_on_breach: bool = False
 
 
+class PrivacyConfig(_Section):
+    """Aggregate privacy of BI exports and erasure (``portrait forget``); keys come only from the environment."""
+
+    min_group_size: int = Field(
+        10, ge=1, description="Segment counts and audiences smaller than this are suppressed in BI tables."
+    )
+    noise_epsilon: float | None = Field(
+        None, gt=0.0, description="Laplace noise on exported segment counts (privacy.laplace_noised); null = none."
+    )
+    vacuum_retention_hours: int = Field(
+        168, ge=0, description="VACUUM after erasure keeps files younger than this (Delta's check is 168 h)."
+    )
+
+
+TAG_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class TagDefinition(_Section):
+    """One entry of the tag registry (``tags:``): a code to select users by, its names and its rule.
+
+    A tag with a ``definition`` is set on every portrait row where the expression is true, once its status
+    is ``live``. A tag without one is a category that only groups its children in the hierarchy.
+    """
+
+    code: str = Field(description="Stable code stored in user_portrait.tags: lower-case letters, digits, _.")
+    name_zh: str = Field(min_length=1, description="Chinese name shown to marketing and in BI tools.")
+    name_en: str = Field(min_length=1, description="English name.")
+    type: Literal["rule", "statistical", "model"] = Field(
+        description="rule: fixed thresholds; statistical: relative to the day's population; model: from a score."
+    )
+    parent: str | None = Field(None, description="Code of the broader tag or category; null at the top level.")
+    definition: str | None = Field(
+        None, description="Spark SQL boolean expression over user_features and user_portrait columns; null for "
+                          "a category."
+    )
+    status: Literal["draft", "live", "retired"] = Field(
+        "draft", description="Only live tags are set; draft and retired ones are kept for the catalogue."
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        if not TAG_CODE.match(value):
+            raise ValueError(f"tag code {value!r} must be lower-case letters, digits and _, starting with a letter")
+        return value
+
+    @model_validator(mode="after")
+    def _definition_text(self) -> TagDefinition:
+        if self.definition is not None and not self.definition.strip():
+            raise ValueError(f"tag '{self.code}': definition is empty; write a condition or null for a category")
+        if self.parent == self.code:
+            raise ValueError(f"tag '{self.code}': a tag cannot be its own parent")
+        return self
+
+
+def check_tag_hierarchy(tags: list[TagDefinition]) -> None:
+    """Raise ValueError naming the tag for a duplicate code, an unknown parent or a cycle of parents."""
+    seen: set[str] = set()
+    for tag in tags:
+        if tag.code in seen:
+            raise ValueError(f"tag '{tag.code}' is defined more than once; tag codes must be unique")
+        seen.add(tag.code)
+    parents = {tag.code: tag.parent for tag in tags}
+    for tag in tags:
+        if tag.parent is not None and tag.parent not in parents:
+            raise ValueError(f"tag '{tag.code}': parent '{tag.parent}' is not a tag code of the registry")
+    for tag in tags:
+        chain, code = [tag.code], tag.parent
+        while code is not None:
+            if code in chain:
+                raise ValueError(f"tag '{tag.code}': its parents form a cycle ({' -> '.join([*chain, code])})")
+            chain.append(code)
+            code = parents[code]
+
+
+class PublishConfig(_Section):
+    """Quality gate before a date's user_portrait partition is written, and the tables' owner."""
+
+    enforce: bool = Field(True, description="A failed check stops the write (else it is only recorded).")
+    max_row_count_change: float = Field(
+        0.3, gt=0.0, description="|rows / rows of the previous portrait date - 1| above this fails."
+    )
+    max_null_rate: float = Field(0.5, ge=0.0, le=1.0, description="Share of nulls any column may have.")
+    null_rate_overrides: dict[str, float] = Field(
+        default_factory=dict, description="Per-column limits replacing max_null_rate, by portrait column name."
+    )
+    min_tag_coverage: float = Field(0.9, ge=0.0, le=1.0, description="Share of rows with at least one tag.")
+    segment_columns: list[str] = Field(
+        default_factory=lambda: ["rfm_segment", "lifecycle_stage"],
+        description="Portrait columns whose value shares are compared with the previous portrait date.",
+    )
+    max_segment_share_change: float = Field(
+        0.1, gt=0.0, le=1.0, description="Largest change of one segment's share of users (0.1 = 10 points)."
+    )
+    score_columns: list[str] = Field(
+        default_factory=lambda: ["purchase_propensity"], description="Scores whose distribution is compared."
+    )
+    max_score_psi: float = Field(0.25, gt=0.0, description="PSI of a score against the previous portrait date.")
+    owner: str = Field("portrait-team", min_length=1, description="Table property portrait.owner.")
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        # The owner is written into ALTER TABLE ... SET TBLPROPERTIES as a string literal.
+        if not re.fullmatch(r"[\w.@ -]+", value):
+            raise ValueError(f"owner {value!r} may contain letters, digits, space and . @ _ - only")
+        return value
+
+    @field_validator("null_rate_overrides")
+    @classmethod
+    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {column: rate for column, rate in value.items() if not 0.0 <= rate <= 1.0}
+        if bad:
+            raise ValueError(f"null rates must lie in [0, 1], got {bad}")
+        return value
+
+
+class MaintenanceConfig(_Section):
+    """``portrait maintain``: file compaction with Z-ordering, then VACUUM (retention: privacy section)."""
+
+    zorder_by: dict[str, list[str]] = Field(
+        default_factory=lambda: {"user_features": ["user_id"], "user_portrait": ["user_id"],
+                                 "portrait_changes": ["user_id"]},
+        description="Columns to Z-order each table's files by (contract name -> columns); others are compacted.",
+    )
+
+
+class BiConfig(_Section):
+    """BI side: the SQL endpoint (`portrait serve-bi`), segment noise and the daily report."""
+
+    host: str = Field("127.0.0.1", description="Thrift Server bind address; loopback unless BI runs elsewhere.")
+    port: int = Field(10000, ge=1, le=65535, description="HiveServer2 (JDBC) port of the Thrift Server.")
+    database: str = Field("portrait", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                          description="Metastore database the lakehouse tables are registered in.")
+    noise_seed: int = Field(7, description="Seed of the Laplace noise on segment counts (with the date).")
+    reports_path: str | None = Field(None, description="Daily HTML reports folder; null = <lakehouse.path>/reports.")
+
+
 class SparkConfig(_Section):
     """Session settings for local mode; on a cluster the existing session is reused."""
 
@@ -302,6 +502,17 @@ class Config(_Section):
     ingest: IngestConfig = IngestConfig()
     identity: IdentityConfig = IdentityConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    bi: BiConfig = BiConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    publish: PublishConfig = PublishConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
+    tags: list[TagDefinition] = Field(default_factory=list, description="The tag registry; see docs/TAGS.md.")
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_hierarchy(cls, value: list[TagDefinition]) -> list[TagDefinition]:
+        check_tag_hierarchy(value)
+        return value
 
     @field_validator("time_zone")
     @classmethod
@@ -410,6 +621,11 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raise ConfigError(_describe(exc, origins, str(env_file))) from None
 
 
+def _shortened(text: str, limit: int = 200) -> str:
+    # A whole section (e.g. the tag list) can be the offending input: its first characters are enough.
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
 def _describe(exc: ValidationError, origins: Mapping[str, str], default_origin: str) -> str:
     lines = []
     for error in exc.errors():
@@ -425,6 +641,6 @@ def _describe(exc: ValidationError, origins: Mapping[str, str], default_origin: 
         elif error["type"] == "missing":
             message = "missing value: this key is required"
         else:
-            message = f"{error['msg']} (got {error.get('input')!r})"
+            message = f"{error['msg']} (got {_shortened(repr(error.get('input')))})"
         lines.append(f"{origin}: key '{dotted}': {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -10,12 +10,13 @@ atomically with ``replaceWhere``, so a re-run of a date never duplicates rows an
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -88,7 +89,11 @@ def read_table(spark: SparkSession, cfg: Config, contract: TableContract,
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", int(version))
-    frame = reader.load(ref.path) if ref.path else reader.table(ref.qualified_name)
+    try:
+        frame = reader.load(ref.path) if ref.path else reader.table(ref.qualified_name)
+    except Exception as exc:
+        raise_storage_problem(exc, ref)
+        raise
     check_schema(frame.schema, contract, str(ref))
     return frame.select(*contract.columns)
 
@@ -112,7 +117,8 @@ def check_schema(actual: T.StructType, contract: TableContract, where: str) -> N
 def ensure_table(spark: SparkSession, cfg: Config, contract: TableContract) -> TableRef:
     """Create the table with its contract (types, NOT NULL, comments, partitions) if it does not exist.
 
-    A table created here also gets the contract's CHECK constraints (``TableContract.checks``).
+    A table created here also gets the contract's CHECK constraints (``TableContract.checks``) and table
+    properties (``TableContract.properties`` and ``portrait.owner`` from ``publish.owner``).
     """
     ref = table_ref(cfg, contract)
     if table_exists(spark, ref):
@@ -120,13 +126,19 @@ def ensure_table(spark: SparkSession, cfg: Config, contract: TableContract) -> T
     builder = DeltaTable.createIfNotExists(spark)
     builder = builder.location(ref.path) if ref.path else builder.tableName(ref.qualified_name)
     builder = builder.comment(contract.description)
+    for name, value in table_properties(cfg, contract).items():
+        builder = builder.property(name, value)
     for field in contract.schema.fields:
         builder = builder.addColumn(
             field.name, field.dataType, nullable=field.nullable, comment=contract.comment(field.name)
         )
     if contract.partition_by:
         builder = builder.partitionedBy(*contract.partition_by)
-    builder.execute()
+    try:
+        builder.execute()
+    except Exception as exc:
+        raise_storage_problem(exc, ref)
+        raise
     _add_checks(spark, ref, contract)
     return ref
 
@@ -150,10 +162,14 @@ def _conform(frame: DataFrame, contract: TableContract) -> DataFrame:
 
 
 def _save(writer, ref: TableRef) -> None:
-    if ref.path:
-        writer.save(ref.path)
-    else:
-        writer.saveAsTable(ref.qualified_name)
+    try:
+        if ref.path:
+            writer.save(ref.path)
+        else:
+            writer.saveAsTable(ref.qualified_name)
+    except Exception as exc:
+        raise_storage_problem(exc, ref)
+        raise
 
 
 def replace_partition(spark: SparkSession, cfg: Config, contract: TableContract, frame: DataFrame,
@@ -163,16 +179,31 @@ def replace_partition(spark: SparkSession, cfg: Config, contract: TableContract,
     Every row of ``frame`` must have ``dt == day``; Delta rejects the commit otherwise, so a bug cannot
     spill into another date.
     """
-    if not isinstance(day, dt.date):
-        raise TypeError(f"day must be a datetime.date, got {type(day).__name__}")
-    ref = ensure_table(spark, cfg, contract)
-    # ``day`` is a date object, so the predicate below cannot carry anything but an ISO date.
+    return replace_date_range(spark, cfg, contract, frame, day, day)
+
+
+def replace_date_range(spark: SparkSession, cfg: Config, contract: TableContract, frame: DataFrame,
+                       start: dt.date, end: dt.date) -> TableRef:
+    """Atomically replace the rows with ``start <= dt <= end`` by ``frame`` in one commit; other dates stay.
+
+    Every row of ``frame`` must lie in the range; Delta rejects the commit otherwise.
+    """
+    for name, value in (("start", start), ("end", end)):
+        # datetime.datetime is a date too, but its ISO form would not be a date literal.
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+            raise TypeError(f"{name} must be a datetime.date, got {type(value).__name__}")
+    if end < start:
+        raise ValueError(f"date range {start}..{end} ends before it starts")
+    ref = retrying_conflicts(lambda: ensure_table(spark, cfg, contract), contract)
+    # Both bounds are date objects, so the predicate below cannot carry anything but ISO dates.
     writer = (
         _conform(frame, contract).write.format("delta")
         .mode("overwrite")
-        .option("replaceWhere", f"dt = DATE'{day.isoformat()}'")
+        .option("replaceWhere", f"dt >= DATE'{start.isoformat()}' AND dt <= DATE'{end.isoformat()}'")
     )
-    _save(writer, ref)
+    # A concurrent run of the same dates: replacing the range again after its commit is still exactly one
+    # copy of the rows (the last writer wins), so a conflict is retried rather than failed.
+    retrying_conflicts(lambda: _save(writer, ref), contract)
     return ref
 
 
@@ -264,3 +295,336 @@ def append_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame
     ref = ensure_table(spark, cfg, contract)
     _save(_conform(frame, contract).write.format("delta").mode("append"), ref)
     return ref
+
+
+# --------------------------------------------------------------------------- properties and maintenance
+
+OWNER_PROPERTY = "portrait.owner"
+
+
+def table_properties(cfg: Config, contract: TableContract) -> dict[str, str]:
+    """The Delta table properties a contract table carries: the contract's own plus its owner."""
+    return {**dict(contract.properties), OWNER_PROPERTY: cfg.publish.owner}
+
+
+def _existing(spark: SparkSession, cfg: Config, contract: TableContract) -> TableRef:
+    ref = table_ref(cfg, contract)
+    if not table_exists(spark, ref):
+        raise TableNotFoundError(f"table '{contract.name}' does not exist at {ref}; nothing to maintain")
+    return ref
+
+
+def apply_table_properties(spark: SparkSession, cfg: Config, contract: TableContract) -> dict[str, str]:
+    """Set the properties of :func:`table_properties` that an existing table lacks; returns those set."""
+    ref = _existing(spark, cfg, contract)
+    current = _delta_table(spark, ref).detail().first()["properties"] or {}
+    missing = {k: v for k, v in table_properties(cfg, contract).items() if current.get(k) != v}
+    if missing:
+        # Names come from code and the owner is validated by the config (no quotes), so plain literals are safe.
+        listed = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
+        spark.sql(f"ALTER TABLE {_sql_name(ref)} SET TBLPROPERTIES ({listed})")
+    return missing
+
+
+def table_file_count(spark: SparkSession, cfg: Config, contract: TableContract) -> int:
+    """Number of data files in the table's current version (Delta ``numFiles``)."""
+    return int(_delta_table(spark, _existing(spark, cfg, contract)).detail().first()["numFiles"])
+
+
+def optimize_table(spark: SparkSession, cfg: Config, contract: TableContract,
+                   zorder_by: Sequence[str] = ()) -> tuple[int, int]:
+    """OPTIMIZE: compact small files, Z-ordered by ``zorder_by`` when given; returns (files removed, added).
+
+    Rewrites files only (one commit, data unchanged); readers keep reading throughout.
+    """
+    unusable = [c for c in zorder_by if c not in contract.columns or c in contract.partition_by]
+    if unusable:
+        raise ValueError(f"cannot Z-order table '{contract.name}' by {unusable}: Z-order columns must be "
+                         f"non-partition columns of the contract ({', '.join(contract.columns)}); "
+                         "check maintenance.zorder_by")
+    optimizer = _delta_table(spark, _existing(spark, cfg, contract)).optimize()
+    result = optimizer.executeZOrderBy(*zorder_by) if zorder_by else optimizer.executeCompaction()
+    metrics = result.first()["metrics"]
+    return int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"])
+
+
+RETENTION_PROPERTY = "delta.deletedFileRetentionDuration"
+
+
+def vacuum_table(spark: SparkSession, cfg: Config, contract: TableContract, retention_hours: int) -> None:
+    """VACUUM: delete files no longer referenced by versions younger than ``retention_hours``.
+
+    Time travel to versions older than that stops working. Delta 4 ignores a VACUUM retention argument other
+    than 0 and uses the table property ``delta.deletedFileRetentionDuration``, so the retention is set there
+    (when it differs) and VACUUM runs with it.
+    """
+    if retention_hours < 0:
+        raise ValueError(f"retention_hours must be >= 0, got {retention_hours}")
+    ref = _existing(spark, cfg, contract)
+    table = _delta_table(spark, ref)
+    wanted = f"interval {int(retention_hours)} hours"
+    if (table.detail().first()["properties"] or {}).get(RETENTION_PROPERTY) != wanted:
+        spark.sql(f"ALTER TABLE {_sql_name(ref)} SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{wanted}')")
+    table.vacuum()
+
+
+# ------------------------------------------------------------------ faults, erasure (docs/SECURITY.md)
+
+
+class LakehouseWriteError(OSError):
+    """The lakehouse storage refused a write (permissions, not a directory, full); nothing was committed."""
+
+
+class CorruptTableError(RuntimeError):
+    """A table's transaction log cannot be read; the message names the table and the log file."""
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another job kept committing to the same table while this one retried; nothing of this write committed."""
+
+
+_CONFLICT_ATTEMPTS = 4
+_STORAGE_REFUSALS = ("Permission denied", "AccessDenied", "Access Denied", "Not a directory",
+                     "is not a directory", "No space left", "Read-only file system", "DELTA_CANNOT_CREATE_LOG_PATH",
+                     "Mkdirs failed", "Disk quota exceeded", "QuotaExceeded")
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """'corrupt' when ``exc`` comes from an unreadable transaction log, 'refused' when the storage refused a
+    write, else None. Looks at the whole (Java) message, so it works wherever Spark raised it."""
+    text = str(exc)
+    if "_delta_log" in text and any(s in text for s in (
+            "FAILED_READ_FILE", "ChecksumException", "JsonParseException", "Unrecognized token",
+            "DELTA_LOG_FILE_NOT_FOUND", "DELTA_VERSIONS_NOT_CONTIGUOUS", "MismatchedInputException",
+            "DELTA_STATE_RECOVER_ERROR", "Unexpected character")):
+        return "corrupt"
+    if any(s in text for s in _STORAGE_REFUSALS) or ("FileAlreadyExistsException" in text
+                                                     and "not a directory" in text.lower()):
+        return "refused"
+    return None
+
+
+def _first_line_with(text: str, *needles: str) -> str:
+    for line in text.splitlines():
+        if any(n in line for n in needles):
+            return line.strip()[:300]
+    return text.splitlines()[0][:300] if text else ""
+
+
+def raise_storage_problem(exc: BaseException, where: TableRef | str) -> None:
+    """Re-raise ``exc`` as :class:`CorruptTableError` / :class:`LakehouseWriteError` with a clear message
+    naming the table and what to do; return (do nothing) when it is another kind of error."""
+    kind = storage_problem(exc)
+    table = f"table '{where.contract.name}' at {where}" if isinstance(where, TableRef) else str(where)
+    text = str(exc)
+    if kind == "corrupt":
+        detail = _first_line_with(text, "_delta_log")
+        raise CorruptTableError(
+            f"{table}: its transaction log (_delta_log) cannot be read ({detail}). "
+            "Nothing was written. Restore the damaged log file from a backup or the storage's versioning; "
+            "do not delete the table: its data files are intact."
+        ) from None
+    if kind == "refused":
+        detail = _first_line_with(text, *_STORAGE_REFUSALS, "FileAlreadyExistsException")
+        raise LakehouseWriteError(
+            f"cannot write {table}: the storage refused it ({detail}). Nothing was "
+            "committed: the table is as it was. Check that the lakehouse path is writable by this job and "
+            "has free space, then re-run."
+        ) from None
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    from delta.exceptions import DeltaConcurrentModificationException
+
+    text = str(exc)
+    return isinstance(exc, DeltaConcurrentModificationException) or any(
+        s in text for s in ("ConcurrentAppendException", "ConcurrentDeleteReadException",
+                            "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
+                            "MetadataChangedException", "ProtocolChangedException", "DELTA_CONCURRENT_",
+                            "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED"))
+
+
+def retrying_conflicts(action, contract: TableContract, attempts: int = _CONFLICT_ATTEMPTS):
+    """Run ``action`` (one idempotent Delta commit) again when another writer committed first.
+
+    Raises :class:`ConcurrentWriteError` naming the table after ``attempts`` conflicts in a row.
+    """
+    import logging
+    import time
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not _is_conflict(exc):
+                raise
+            if attempt == attempts:
+                raise ConcurrentWriteError(
+                    f"table '{contract.name}': another job committed to the same data {attempts} times while "
+                    "this one retried; nothing of this write was committed. Make sure only one run per date "
+                    "runs at a time (max_concurrent_runs: 1), then re-run."
+                ) from exc
+            logging.getLogger(__name__).warning(
+                "table %s: concurrent commit (%s), retrying (%d/%d)", contract.name,
+                type(exc).__name__, attempt, attempts - 1)
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def delete_rows(spark: SparkSession, cfg: Config, contract: TableContract, condition: Column) -> int:
+    """Delete the rows matching ``condition`` in one Delta commit (none when nothing matches); returns how many.
+
+    ``condition`` is a Column built from literals (``isin``), never SQL text, so values cannot inject SQL.
+    The deleted rows stay in older versions (time travel) until :func:`vacuum_with_retention` removes their
+    files. A missing table deletes nothing.
+    """
+    ref = table_ref(cfg, contract)
+    if not table_exists(spark, ref):
+        return 0
+    try:
+        # The stored table as it is, not checked against today's contract: an erasure must also work on a
+        # table written by an older version whose other columns have changed since.
+        matching = read_stored(spark, ref).where(condition).count()
+        if matching:
+            retrying_conflicts(lambda: _delta_table(spark, ref).delete(condition), contract)
+    except (CorruptTableError, ConcurrentWriteError, SchemaMismatchError):
+        raise
+    except Exception as exc:
+        raise_storage_problem(exc, ref)
+        raise
+    return matching
+
+
+def read_stored(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
+    """A table exactly as stored (every stored column, no contract check): for erasure and its checks."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", int(version))
+    try:
+        return reader.load(ref.path) if ref.path else reader.table(ref.qualified_name)
+    except Exception as exc:
+        raise_storage_problem(exc, ref)
+        raise
+
+
+# Delta refuses a VACUUM retention below this unless its check is switched off (delta.deletedFileRetentionDuration).
+DELTA_MIN_SAFE_RETENTION_HOURS = 168
+
+
+def vacuum_with_retention(spark: SparkSession, cfg: Config, contract: TableContract, retention_hours: int) -> bool:
+    """VACUUM a table with ``retention_hours``; returns False when the table does not exist.
+
+    A retention below Delta's 168-hour safety check is the configured decision (``privacy.
+    vacuum_retention_hours``, tests use 0): the check is switched off on this session for this call only
+    and restored afterwards. Short retentions can break readers of old versions and concurrent writers.
+    """
+    if not table_exists(spark, table_ref(cfg, contract)):
+        return False
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    if retention_hours >= DELTA_MIN_SAFE_RETENTION_HOURS:
+        vacuum_table(spark, cfg, contract, retention_hours)
+        return True
+    previous = spark.conf.get(check, None)
+    spark.conf.set(check, "false")
+    try:
+        vacuum_table(spark, cfg, contract, retention_hours)
+    finally:
+        if previous is None:
+            spark.conf.unset(check)
+        else:
+            spark.conf.set(check, previous)
+    return True
+
+
+# --------------------------------------------------------------------------- BI: upserts, exports, SQL catalog
+
+def upsert_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame: DataFrame) -> None:
+    """MERGE ``frame`` into the table on the contract's key: matching rows are replaced, new keys inserted.
+
+    ``frame`` must hold at most one row per key. Rows of the table whose key is not in ``frame`` stay.
+    """
+    ref = ensure_table(spark, cfg, contract)
+    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in contract.key)
+    (_delta_table(spark, ref).alias("t")
+     .merge(_conform(frame, contract).alias("s"), condition)
+     .whenMatchedUpdateAll()
+     .whenNotMatchedInsertAll()
+     .execute())
+
+
+EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
+
+
+def write_single_file(frame: DataFrame, path: str, file_format: str) -> Path:
+    """Write ``frame`` as ONE csv (with header) or parquet file at local ``path``, in the frame's row order.
+
+    Spark writes a folder of part files, so the rows are written with one task into a staging folder beside
+    ``path`` and its single part file is renamed onto ``path``: a reader never sees a half-written file, and
+    an existing file is replaced only when the new one is complete. Array columns are written as text joined
+    by ``|`` in CSV (CSV has no arrays).
+    """
+    import shutil
+    import tempfile
+
+    if file_format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {file_format!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    target = Path(path).expanduser().resolve()
+    if target.is_dir():
+        raise SourceFileError(f"cannot write the export to {target}: it is a folder; give a file name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if file_format == "csv":
+        frame = frame.select(*[
+            F.array_join(F.col(f.name), "|").alias(f.name) if isinstance(f.dataType, T.ArrayType) else F.col(f.name)
+            for f in frame.schema.fields])
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        writer = frame.coalesce(1).write.mode("overwrite")
+        if file_format == "csv":
+            writer.option("header", "true").csv(str(staging / "out"))
+        else:
+            writer.parquet(str(staging / "out"))
+        (part,) = sorted((staging / "out").glob(f"part-*.{file_format}*"))
+        part.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def write_text_file(path: str | Path, text: str) -> Path:
+    """Write a UTF-8 text file (a report) atomically: a temporary file beside it, then a rename."""
+    target = Path(path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(target)
+    return target
+
+
+def register_tables(spark: SparkSession, cfg: Config, database: str,
+                    contracts: Sequence[TableContract]) -> list[str]:
+    """Register the existing Delta tables of ``contracts`` in the session's metastore under ``database``.
+
+    Each becomes ``database.<contract name>`` pointing at its lakehouse folder (``USING DELTA LOCATION``), so
+    SQL clients see the current data and schema of the folder; a table registered earlier at another location
+    is re-pointed. Tables that do not exist yet are skipped. Returns the names registered.
+    """
+    if cfg.lakehouse.path is None:
+        raise ValueError("registering tables needs lakehouse.path (a directory lakehouse); tables of a "
+                         "metastore schema are already registered there")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    registered = []
+    for contract in contracts:
+        ref = table_ref(cfg, contract)
+        if not table_exists(spark, ref):
+            continue
+        name = f"`{database}`.`{contract.name}`"
+        location = ref.path.replace("'", "\\'")
+        if spark.catalog.tableExists(f"{database}.{contract.name}"):
+            stored = spark.sql(f"DESCRIBE TABLE EXTENDED {name}").where("col_name = 'Location'").first()
+            if stored is not None and stored[1].removeprefix("file:").rstrip("/") == ref.path.rstrip("/"):
+                registered.append(contract.name)
+                continue
+            spark.sql(f"DROP TABLE {name}")  # an external table: only the metastore entry goes
+        spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{location}'")
+        registered.append(contract.name)
+    return registered

@@ -19,7 +19,9 @@ from pyspark.sql import functions as F
 
 from portrait import io
 from portrait.config import Config
-from portrait.features.user_features import build_user_features
+from portrait.features.rollups import daily_activity
+from portrait.features.user_features import build_user_features, lookback_start
+from portrait.features.windows import features_from_rollups
 from portrait.model.evaluation import evaluate_model
 from portrait.model.explain import Explanation, explain_model, reason_codes
 from portrait.model.pipeline import WEIGHT, build_pipeline
@@ -33,7 +35,16 @@ from portrait.model.training import (
     split_by_user_hash,
 )
 from portrait.publish.assemble import assemble_portrait, cut_points
-from portrait.schemas import CLICKSTREAM, INPUT_TABLES, ITEMS, ORDERS, REVIEWS, USER_FEATURES, USER_PORTRAIT
+from portrait.schemas import (
+    CLICKSTREAM,
+    INPUT_TABLES,
+    ITEMS,
+    ORDERS,
+    REVIEWS,
+    USER_DAILY_ACTIVITY,
+    USER_FEATURES,
+    USER_PORTRAIT,
+)
 
 if TYPE_CHECKING:
     from portrait.model.promotion import PromotionDecision
@@ -85,6 +96,7 @@ class RunSummary:
     generated: bool = False
     seconds: float = 0.0
     breaches: int | None = None
+    report_path: str | None = None
 
     def render(self) -> str:
         lines = [f"portrait daily run for {self.run_date} finished in {self.seconds:.1f} s"]
@@ -106,6 +118,8 @@ class RunSummary:
             lines.append(f"  portrait scored with: {self.scored_with}")
         if self.breaches is not None:
             lines.append(f"  monitoring: {self.breaches} breached check(s); see the monitoring table")
+        if self.report_path:
+            lines.append(f"  daily report: {self.report_path}")
         return "\n".join(lines)
 
 
@@ -168,20 +182,71 @@ def run_identity(spark: SparkSession, cfg: Config):
         return run_identity_build(spark, cfg)
 
 
-def run_features(spark: SparkSession, cfg: Config, day: dt.date) -> int:
-    """Compute and write the ``user_features`` partition of ``day``; returns its row count.
+def _inputs(spark: SparkSession, cfg: Config) -> dict[str, DataFrame | None]:
+    """The tables features are computed from; ``user_id`` is the stitched person id when an identity
+    graph exists (anonymous events of a device that logged in count for its person)."""
+    return {
+        "clickstream": _stitched(spark, cfg, CLICKSTREAM),
+        "orders": _stitched(spark, cfg, ORDERS),
+        "items": _optional(spark, cfg, ITEMS),
+        "reviews": _optional(spark, cfg, REVIEWS),
+    }
 
-    With an identity graph, ``user_id`` is the stitched person id (anonymous events of a device that
-    logged in count for its person).
+
+def run_rollups(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> None:
+    """Compute and write the ``user_daily_activity`` partitions of ``[start, end]`` in one pass and one commit."""
+    tables = _inputs(spark, cfg)
+    rollups = tables["clickstream"].transform(
+        daily_activity(start, end, cfg.features, tables["orders"], tables["items"], tables["reviews"]))
+    io.replace_date_range(spark, cfg, USER_DAILY_ACTIVITY, rollups, start, end)
+
+
+def _distinct_dates(spark: SparkSession, cfg: Config, contract, start: dt.date, end: dt.date) -> set[dt.date]:
+    if not io.table_exists(spark, io.table_ref(cfg, contract)):
+        return set()
+    rows = (io.read_table(spark, cfg, contract)
+            .where(F.col("dt").between(F.lit(start).cast("date"), F.lit(end).cast("date")))
+            .select("dt").distinct().collect())  # at most one row per day of the range
+    return {row["dt"] for row in rows}
+
+
+def _contiguous_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(days):
+        if ranges and day == ranges[-1][1] + dt.timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def ensure_rollups(spark: SparkSession, cfg: Config, days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Write the rollups the features of ``days`` need; returns the date ranges computed.
+
+    Each feature date's own rollup is always recomputed (its day may have received late events); earlier
+    days are computed only when input data exists for them and their rollup does not, each contiguous run
+    of such days in one pass.
     """
-    features = build_user_features(
-        day,
-        cfg.features,
-        clickstream=_stitched(spark, cfg, CLICKSTREAM),
-        orders=_stitched(spark, cfg, ORDERS),
-        items=_optional(spark, cfg, ITEMS),
-        reviews=_optional(spark, cfg, REVIEWS),
-    )
+    start, end = lookback_start(min(days)), max(days)
+    with_data = (_distinct_dates(spark, cfg, CLICKSTREAM, start, end)
+                 | _distinct_dates(spark, cfg, ORDERS, start, end))
+    rolled_up = _distinct_dates(spark, cfg, USER_DAILY_ACTIVITY, start, end)
+    missing = (with_data - rolled_up) | set(days)
+    ranges = _contiguous_ranges(list(missing))
+    for first, last in ranges:
+        with _Stage(f"rollups {first}..{last}"):
+            run_rollups(spark, cfg, first, last)
+    return ranges
+
+
+def run_features(spark: SparkSession, cfg: Config, day: dt.date, rollups_ready: bool = False) -> int:
+    """Compute and write the ``user_features`` partition of ``day`` from the rollups; returns its row count.
+
+    Missing rollups are computed first unless ``rollups_ready``.
+    """
+    if not rollups_ready:
+        ensure_rollups(spark, cfg, [day])
+    features = io.read_table(spark, cfg, USER_DAILY_ACTIVITY).transform(features_from_rollups(day, cfg.features))
     io.replace_partition(spark, cfg, USER_FEATURES, features, day)
     return _partition_rows(spark, cfg, USER_FEATURES, day)
 
@@ -201,10 +266,12 @@ def _feature_dates_present(spark: SparkSession, cfg: Config, days: list[dt.date]
 def ensure_features(spark: SparkSession, cfg: Config, days: list[dt.date]) -> None:
     """Compute the feature partitions of ``days`` that do not exist yet (earlier ones are reused)."""
     present = _feature_dates_present(spark, cfg, days)
-    for day in days:
-        if day not in present:
-            with _Stage(f"features {day}"):
-                run_features(spark, cfg, day)
+    missing = [day for day in days if day not in present]
+    if missing:
+        ensure_rollups(spark, cfg, missing)
+    for day in missing:
+        with _Stage(f"features {day}"):
+            run_features(spark, cfg, day, rollups_ready=True)
 
 
 PURCHASE_TARGET = "purchase"
@@ -322,13 +389,18 @@ def run_portrait(spark: SparkSession, cfg: Config, day: dt.date, model: Pipeline
                  explanation: Explanation | None = None) -> int:
     """Score the users of ``day`` and write the ``user_portrait`` partition of ``day``; returns its rows.
 
-    With the model's ``explanation`` every row gets its reason codes; without, an empty list.
+    With the model's ``explanation`` every row gets its reason codes; without, an empty list. The rows are
+    published only when they pass the quality gate (:func:`publish_portrait`); otherwise
+    :class:`portrait.publish.quality.QualityGateFailed` is raised and the table is unchanged.
     """
+    check_tag_registry(spark, cfg)
     ensure_features(spark, cfg, [day])
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(day).cast("date"))
     portrait_rows, scored = _portrait_frame(cfg, day, features, model, model_run_id, explanation)
-    io.replace_partition(spark, cfg, USER_PORTRAIT, portrait_rows, day)
-    scored.unpersist()
+    try:
+        publish_portrait(spark, cfg, day, portrait_rows)  # quality gate, atomic write, tag changes
+    finally:
+        scored.unpersist()
     return _partition_rows(spark, cfg, USER_PORTRAIT, day)
 
 
@@ -339,14 +411,76 @@ def _portrait_frame(cfg: Config, day: dt.date, features: DataFrame, model: Pipel
     if explanation is not None:
         scored = scored.transform(reason_codes(model, explanation))
     scored = scored.cache()  # read twice: cut points, then the assembly
-    return scored.transform(assemble_portrait(day, cut_points(scored), cfg.model.name, model_run_id)), scored
+    assemble = assemble_portrait(day, cut_points(scored), cfg.model.name, model_run_id, tags=cfg.tags)
+    return scored.transform(assemble), scored
+
+
+def _needs_training(cfg: Config) -> bool:
+    """Whether the daily run trains: always, or (``if_no_champion``) when there is no champion to score with
+    or the champion was marked for retraining after an erasure."""
+    if cfg.model.daily_training == "always" or not cfg.mlflow.register_model:
+        return True
+    from portrait.model import tracking
+
+    champion = tracking.champion_version(cfg)
+    if champion is None:
+        return True
+    return str(champion.version) in tracking.versions_to_retrain(cfg, cfg.model.name)
+
+
+def run_score(spark: SparkSession, cfg: Config, day: dt.date, model_uri: str | None = None,
+              git_commit: str | None = None) -> dict[str, object]:
+    """The scheduled "score" task: score ``day`` with ``model_uri`` (default the champion), write the portrait,
+    the BI tables and the report; recorded in ``job_runs`` as job ``score``. Returns what it wrote."""
+    from portrait import audit
+    from portrait.model import tracking
+
+    uri = model_uri or tracking.champion_model_uri(cfg)
+    with audit.recorded(spark, cfg, "score", day, git_commit) as run:
+        run.input_versions = _current_input_versions(spark, cfg)
+        model = tracking.load_model(uri)
+        run.mlflow_run_id = tracking.run_id_of(uri)
+        with _Stage(f"portrait {day}"):
+            rows = run_portrait(spark, cfg, day, model, run.mlflow_run_id, tracking.load_explanation(uri))
+        with _Stage(f"bi tables and report {day}"):
+            bi_rows = run_bi_tables(spark, cfg, day)
+            report = run_daily_report(spark, cfg, day)
+        run.rows_in = _partition_rows(spark, cfg, USER_FEATURES, day)
+        run.rows_out = rows
+        run.output_versions = {c.name: io.table_version(spark, cfg, c) for c in (USER_FEATURES, USER_PORTRAIT)}
+    return {"model_uri": uri, "portrait_rows": rows, "bi_rows": bi_rows, "report": str(report)}
+
+
+def run_features_recorded(spark: SparkSession, cfg: Config, day: dt.date, git_commit: str | None = None) -> int:
+    """:func:`run_features`, recorded in ``job_runs`` as job ``features`` (the scheduled features task)."""
+    from portrait import audit
+
+    with audit.recorded(spark, cfg, "features", day, git_commit) as run:
+        run.input_versions = _current_input_versions(spark, cfg)
+        run.rows_out = run_features(spark, cfg, day)
+        run.output_versions = {USER_FEATURES.name: io.table_version(spark, cfg, USER_FEATURES)}
+    return run.rows_out
+
+
+def run_monitor_recorded(spark: SparkSession, cfg: Config, day: dt.date, git_commit: str | None = None) -> list[tuple]:
+    """:func:`run_monitor`, recorded in ``job_runs`` as job ``monitor`` (the scheduled monitor task)."""
+    from portrait import audit
+
+    with audit.recorded(spark, cfg, "monitor", day, git_commit) as run:
+        rows = run_monitor(spark, cfg, day)
+        run.rows_out = len(rows)
+    return rows
 
 
 def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missing: bool = True) -> RunSummary:
-    """Features → training → scoring → portrait for ``day``; generates input data first when allowed and
-    the input tables do not exist."""
+    """Features → training (see ``model.daily_training``) → scoring → portrait for ``day``; generates input
+    data first when allowed and the input tables do not exist."""
     started = time.monotonic()
     summary = RunSummary(run_date=day)
+    check_tag_registry(spark, cfg)  # a bad tag definition fails now, not after training
+    from portrait.privacy import pseudonym_key
+
+    pseudonym_key()  # the BI tables need it: a missing key fails now, not after training
     if not inputs_exist(spark, cfg):
         if not generate_if_missing:
             io.read_table(spark, cfg, CLICKSTREAM)  # raises TableNotFoundError naming the table
@@ -357,35 +491,50 @@ def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missin
         summary.generated = True
     with _Stage(f"features {day}"):
         run_features(spark, cfg, day)
-    with _Stage("train"):
-        training = run_train(spark, cfg, day)
-    for target in cfg.model.targets[1:]:
-        with _Stage(f"train {target}"):
-            other = run_train(spark, cfg, day, target)
-        summary.metrics.update({f"{target}_{k}": v for k, v in other.metrics.items() if k.startswith("auc_roc")})
+    training = None
+    if _needs_training(cfg):
+        with _Stage("train"):
+            training = run_train(spark, cfg, day)
+        for target in cfg.model.targets[1:]:
+            with _Stage(f"train {target}"):
+                other = run_train(spark, cfg, day, target)
+            summary.metrics.update({f"{target}_{k}": v for k, v in other.metrics.items()
+                                    if k.startswith("auc_roc")})
     # The portrait is scored with the champion: the new model unless it failed the promotion gate.
-    model, run_id, explanation = training.model, training.run_id, training.explanation
-    scored_with = training.model_uri
-    if training.promotion is not None:
-        from portrait.model import tracking
+    from portrait.model import tracking
 
-        scored_with = champion_uri = tracking.champion_model_uri(cfg)
-        if not training.promotion.promoted:  # the champion is an earlier version: score with it
-            model, run_id = tracking.load_model(champion_uri), tracking.run_id_of(champion_uri)
-            explanation = tracking.load_explanation(champion_uri)
+    if training is None:
+        scored_with = tracking.champion_model_uri(cfg)
+        model, run_id = tracking.load_model(scored_with), tracking.run_id_of(scored_with)
+        explanation = tracking.load_explanation(scored_with)
+        log.info("scoring with the champion %s (model.daily_training: %s)", scored_with, cfg.model.daily_training)
+    else:
+        model, run_id, explanation = training.model, training.run_id, training.explanation
+        scored_with = training.model_uri
+        if training.promotion is not None:
+            scored_with = champion_uri = tracking.champion_model_uri(cfg)
+            if not training.promotion.promoted:  # the champion is an earlier version: score with it
+                model, run_id = tracking.load_model(champion_uri), tracking.run_id_of(champion_uri)
+                explanation = tracking.load_explanation(champion_uri)
     with _Stage(f"portrait {day}"):
         run_portrait(spark, cfg, day, model, run_id, explanation)
+    with _Stage(f"bi tables and report {day}"):
+        run_bi_tables(spark, cfg, day)
+        summary.report_path = str(run_daily_report(spark, cfg, day))
     for contract in (*INPUT_TABLES, USER_FEATURES, USER_PORTRAIT):
         ref = io.table_ref(cfg, contract)
         if io.table_exists(spark, ref):
             summary.table_rows[contract.name] = io.read_table(spark, cfg, contract).count()
             summary.table_locations[contract.name] = str(ref)
-    summary.metrics = {**training.metrics, **summary.metrics}
-    summary.mlflow_run_id = training.run_id
-    summary.model_uri = training.model_uri
     summary.scored_with = scored_with
-    if training.promotion is not None:
-        summary.promotion = f"version {training.promotion.challenger_version} {training.promotion.outcome}"
+    if training is not None:
+        summary.metrics = {**training.metrics, **summary.metrics}
+        summary.mlflow_run_id = training.run_id
+        summary.model_uri = training.model_uri
+        if training.promotion is not None:
+            summary.promotion = f"version {training.promotion.challenger_version} {training.promotion.outcome}"
+    else:
+        summary.mlflow_run_id, summary.model_uri = run_id, scored_with
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -565,3 +714,332 @@ def run_monitor(spark: SparkSession, cfg: Config, day: dt.date) -> list[tuple]:
         if settings.fail_on_breach:
             raise MonitoringBreach(f"monitoring of {day} breached: " + "; ".join(breaches))
     return rows
+
+
+# --------------------------------------------------------------------------- publishing and maintenance
+
+
+def check_tag_registry(spark: SparkSession, cfg: Config) -> None:
+    """Check every tag definition of the registry against the portrait and feature columns, without data.
+
+    Raises :class:`portrait.publish.tags.TagDefinitionError` naming the first invalid tag.
+    """
+    from portrait.publish.tags import check_definitions, tag_input_schema
+
+    check_definitions(cfg.tags, spark.createDataFrame([], tag_input_schema()))
+
+
+def previous_portrait_date(spark: SparkSession, cfg: Config, day: dt.date) -> dt.date | None:
+    """The latest ``user_portrait`` date before ``day``, or None (first date, or no table yet)."""
+    if not io.table_exists(spark, io.table_ref(cfg, USER_PORTRAIT)):
+        return None
+    earlier = io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") < F.lit(day).cast("date"))
+    return earlier.agg(F.max("dt")).first()[0]
+
+
+def _portrait_of(spark: SparkSession, cfg: Config, day: dt.date) -> DataFrame:
+    return io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(day).cast("date"))
+
+
+def publish_portrait(spark: SparkSession, cfg: Config, day: dt.date, portrait_rows: DataFrame) -> list:
+    """Publish a date's portrait: quality gate, then the atomic partition write, then the tag changes.
+
+    The checks of :func:`portrait.publish.quality.gate_checks` (against the latest earlier portrait date)
+    are written to ``publish_checks`` first. If one fails and ``publish.enforce`` is on,
+    :class:`~portrait.publish.quality.QualityGateFailed` is raised and ``user_portrait`` is not touched: the
+    previous dates and an earlier version of this date stay as they were. Returns the check results.
+    """
+    from portrait.publish import quality
+    from portrait.schemas import PUBLISH_CHECKS
+
+    previous_day = previous_portrait_date(spark, cfg, day)
+    previous = None if previous_day is None else _portrait_of(spark, cfg, previous_day)
+    with _Stage(f"quality gate {day}"):
+        checks = quality.gate_checks(portrait_rows, previous, previous_day, cfg.publish)
+    checked_at = dt.datetime.now(dt.timezone.utc)
+    rows = [check.as_row(day, checked_at) for check in checks]
+    io.replace_partition(spark, cfg, PUBLISH_CHECKS, spark.createDataFrame(rows, PUBLISH_CHECKS.schema), day)
+    failed = [check for check in checks if not check.passed]
+    if failed:
+        log.warning("quality gate %s: %d check(s) failed: %s", day, len(failed),
+                    "; ".join(check.describe() for check in failed))
+        if cfg.publish.enforce:
+            raise quality.QualityGateFailed(day, failed)
+    io.replace_partition(spark, cfg, USER_PORTRAIT, portrait_rows, day)
+    run_changes(spark, cfg, day)
+    return checks
+
+
+def run_changes(spark: SparkSession, cfg: Config, day: dt.date) -> int:
+    """Write the ``portrait_changes`` partition of ``day`` (against the latest earlier portrait date).
+
+    The first portrait date has no earlier one, so its partition is empty. Returns the rows written.
+    """
+    from portrait.publish.changes import tag_changes
+    from portrait.schemas import PORTRAIT_CHANGES
+
+    previous_day = previous_portrait_date(spark, cfg, day)
+    if previous_day is None:
+        changes = spark.createDataFrame([], PORTRAIT_CHANGES.schema)
+    else:
+        changes = _portrait_of(spark, cfg, day).transform(
+            tag_changes(_portrait_of(spark, cfg, previous_day), previous_day, day))
+    io.replace_partition(spark, cfg, PORTRAIT_CHANGES, changes, day)
+    return _partition_rows(spark, cfg, PORTRAIT_CHANGES, day)
+
+
+@dataclass
+class MaintenanceResult:
+    """What ``portrait maintain`` did to one table."""
+
+    table: str
+    files_before: int
+    files_after: int
+    zorder_by: list[str]
+    properties_set: dict[str, str]
+
+    def render(self) -> str:
+        order = f"Z-ordered by {', '.join(self.zorder_by)}" if self.zorder_by else "compacted"
+        props = f"; set {', '.join(self.properties_set)}" if self.properties_set else ""
+        return f"{self.table:<20} {order}: {self.files_before:,} → {self.files_after:,} files{props}"
+
+
+def run_maintain(spark: SparkSession, cfg: Config, tables: list[str] | None = None) -> list[MaintenanceResult]:
+    """OPTIMIZE (Z-ordered per ``maintenance.zorder_by``) and VACUUM (``privacy.vacuum_retention_hours``).
+
+    ``tables`` are contract names; by default every contract table that exists. Missing table properties
+    (owner, Change Data Feed) are added first. Data is unchanged; only files are rewritten and old ones removed.
+    """
+    from portrait.schemas import ALL_TABLES
+
+    unknown = sorted((set(tables or []) | set(cfg.maintenance.zorder_by)) - set(ALL_TABLES))
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown} (in --table or maintenance.zorder_by); known: "
+                         f"{', '.join(ALL_TABLES)}")
+    if tables is None:
+        tables = [name for name, c in ALL_TABLES.items() if io.table_exists(spark, io.table_ref(cfg, c))]
+    results = []
+    for name in tables:
+        contract, zorder_by = ALL_TABLES[name], list(cfg.maintenance.zorder_by.get(name, []))
+        with _Stage(f"maintain {name}"):
+            before = io.table_file_count(spark, cfg, contract)
+            properties_set = io.apply_table_properties(spark, cfg, contract)
+            io.optimize_table(spark, cfg, contract, zorder_by)
+            io.vacuum_table(spark, cfg, contract, cfg.privacy.vacuum_retention_hours)
+            results.append(MaintenanceResult(name, before, io.table_file_count(spark, cfg, contract),
+                                             zorder_by, properties_set))
+    return results
+
+
+def run_forget(spark: SparkSession, cfg: Config, ids: list[str], vacuum: bool = True,
+               now: dt.datetime | None = None):
+    """Erase persons from every table the project writes; returns the :class:`portrait.erasure.ErasureReport`.
+
+    ``ids`` (user or device ids) are expanded with the identity graph to every id of the same persons. In
+    order: (1) the pseudonymisation key is read (BI tables hold HMAC person keys; the audit row stores them);
+    (2) registered model versions trained on feature dates where the persons had rows are tagged for
+    retraining in MLflow — an unreachable server stops here, before anything is deleted; (3) every table
+    whose contract has a personal column (``portrait.erasure``) gets one Delta DELETE of the persons' rows;
+    (4) VACUUM with ``privacy.vacuum_retention_hours`` when ``vacuum``; (5) one ``erasure_requests`` row.
+    Each step is idempotent: after a crash, re-running the same request finishes it.
+    """
+    import uuid
+
+    from portrait import erasure, privacy
+    from portrait.model import tracking
+    from portrait.schemas import ALL_TABLES, ERASURE_REQUESTS, IDENTITY_GRAPH
+
+    started = now or dt.datetime.now(dt.timezone.utc)
+    ids = erasure.normalise_ids(ids)
+    keys = privacy.pseudonym_keys()
+    request_id = f"forget-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    with _Stage("forget: stitched ids"):
+        graph_ref = io.table_ref(cfg, IDENTITY_GRAPH)
+        erased = set(ids)
+        if io.table_exists(spark, graph_ref):
+            stitched = erasure.stitched_ids(io.read_stored(spark, graph_ref), ids)
+            # Bounded: the requested ids and the ids of their persons (identity.max_ids_per_person users each).
+            erased |= {row["id"] for row in stitched.collect()}
+        erased_ids = sorted(erased)
+        person_keys = sorted({privacy.person_key_of(i, key) for i in erased_ids for key in keys})
+    tables = [c for c in erasure.personal_tables(ALL_TABLES.values())
+              if c.name != ERASURE_REQUESTS.name and hasattr(cfg.tables, c.name)]
+    with _Stage("forget: models to retrain"):
+        features_ref = io.table_ref(cfg, USER_FEATURES)
+        feature_dates: set[str] = set()
+        if io.table_exists(spark, features_ref):
+            dates = (io.read_stored(spark, features_ref).where(F.col("user_id").isin(*erased_ids))
+                     .select("dt").distinct().collect())  # at most one row per feature date
+            feature_dates = {row["dt"].isoformat() for row in dates}
+        model_names = [target_config(cfg, t).model.name for t in cfg.model.targets]
+        marked = tracking.mark_for_retraining(cfg, model_names, feature_dates, request_id) if feature_dates else []
+    report = erasure.ErasureReport(
+        request_id=request_id, ids_requested=len(ids), ids_erased=len(erased_ids),
+        person_keys=sorted({privacy.person_key_of(i, keys[0]) for i in ids}),
+        key_fingerprint=privacy.key_fingerprint(keys[0]), models_marked=marked,
+        vacuum_retention_hours=cfg.privacy.vacuum_retention_hours,
+    )
+    for contract in tables:
+        if not io.table_exists(spark, io.table_ref(cfg, contract)):
+            report.missing_tables.append(contract.name)
+            continue
+        with _Stage(f"forget: {contract.name}"):
+            condition = erasure.erasure_condition(contract, erased_ids, person_keys)
+            report.rows_deleted[contract.name] = io.delete_rows(spark, cfg, contract, condition)
+    if vacuum:
+        for contract in tables:
+            with _Stage(f"forget: vacuum {contract.name}"):
+                if io.vacuum_with_retention(spark, cfg, contract, cfg.privacy.vacuum_retention_hours):
+                    report.vacuumed.append(contract.name)
+    finished = dt.datetime.now(dt.timezone.utc)
+    audit_row = (request_id, report.person_keys, report.key_fingerprint, report.ids_requested, report.ids_erased,
+                 dict(report.rows_deleted), report.models_marked, bool(report.vacuumed),
+                 report.vacuum_retention_hours, started, finished)
+    io.append_rows(spark, cfg, ERASURE_REQUESTS, spark.createDataFrame([audit_row], ERASURE_REQUESTS.schema))
+    log.info("forget %s: %d row(s) deleted in %d table(s)", request_id, report.total_rows, len(report.rows_deleted))
+    return report
+
+
+# --------------------------------------------------------------------------- BI tables, audiences, daily report
+
+class AudienceError(ValueError):
+    """An audience cannot be exported: no portrait of the date, an unknown tag, or too few persons."""
+
+
+def _portrait_of(spark: SparkSession, cfg: Config, day: dt.date) -> DataFrame:
+    return io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(day).cast("date"))
+
+
+def _segment_noise_seed(cfg: Config, day: dt.date) -> int:
+    # A different seed per date: the same noise on every date would cancel out in day-over-day differences.
+    return cfg.bi.noise_seed + day.toordinal()
+
+
+def run_bi_tables(spark: SparkSession, cfg: Config, day: dt.date) -> dict[str, int]:
+    """Write the BI tables for portrait date ``day``: ``portrait_latest`` and the ``segment_daily`` partition.
+
+    ``portrait_latest`` is MERGEd with the persons of ``day`` when ``day`` is newer than every row in it (the
+    daily run moving forward): only one portrait partition is read and only those persons can change. When
+    the table does not exist yet, or ``day`` is not newer (a re-run or a backfill of an earlier date), it is
+    rebuilt from the whole ``user_portrait``, which is right whatever was published before. Needs
+    ``PORTRAIT_PSEUDONYM_KEY``. Returns the rows written per table.
+    """
+    from portrait.privacy import pseudonym_key
+    from portrait.publish.bi import newest_per_user, pseudonymised, segment_daily, with_feature_values
+    from portrait.schemas import PORTRAIT_LATEST, SEGMENT_DAILY
+
+    key = pseudonym_key()
+    today = _portrait_of(spark, cfg, day)
+    if today.isEmpty():
+        raise io.TableNotFoundError(f"user_portrait has no rows for {day}: run `portrait daily --date {day}` "
+                                    "(or `portrait score`) before the BI tables")
+    newest = None
+    if io.table_exists(spark, io.table_ref(cfg, PORTRAIT_LATEST)):
+        newest = io.read_table(spark, cfg, PORTRAIT_LATEST).agg(F.max("dt")).first()[0]
+    if newest is not None and day > newest:
+        io.upsert_rows(spark, cfg, PORTRAIT_LATEST, today.transform(pseudonymised(key)))
+    else:
+        log.info("portrait_latest: rebuilt from all of user_portrait (newest date in it: %s, run date %s)",
+                 newest, day)
+        history = io.read_table(spark, cfg, USER_PORTRAIT).transform(newest_per_user)
+        io.overwrite_table(spark, cfg, PORTRAIT_LATEST, history.transform(pseudonymised(key)))
+
+    feature_days = [row[0] for row in today.select("feature_dt").distinct().collect()]  # one date in practice
+    features = io.read_table(spark, cfg, USER_FEATURES).where(
+        F.col("dt").isin(*[F.lit(d).cast("date") for d in feature_days]))
+    segments = today.transform(with_feature_values(features)).transform(
+        segment_daily(cfg.privacy.min_group_size, cfg.privacy.noise_epsilon, _segment_noise_seed(cfg, day)))
+    io.replace_partition(spark, cfg, SEGMENT_DAILY, segments, day)
+    return {PORTRAIT_LATEST.name: io.read_table(spark, cfg, PORTRAIT_LATEST).count(),
+            SEGMENT_DAILY.name: _partition_rows(spark, cfg, SEGMENT_DAILY, day)}
+
+
+def run_audience(spark: SparkSession, cfg: Config, day: dt.date, tags: list[str], min_score: float,
+                 output: str, file_format: str = "csv") -> int:
+    """Export the persons of ``day`` that carry every tag of ``tags`` and score at least ``min_score``.
+
+    One file at ``output`` (csv or parquet) with ``person_key, score, decile, tags``, best score first; never a
+    raw id. Raises :class:`AudienceError`, writing nothing, when the date has no portrait, a tag is on nobody
+    that day (a typo or a tag not live), or the audience has fewer than ``privacy.min_group_size`` persons.
+    Returns the number of persons exported.
+    """
+    from portrait.privacy import pseudonym_key
+    from portrait.publish.bi import audience, missing_tags, pseudonymised
+
+    selection = audience(tags, min_score)  # checks the arguments before Spark does any work
+    key = pseudonym_key()
+    portrait = _portrait_of(spark, cfg, day)
+    if portrait.isEmpty():
+        raise AudienceError(f"user_portrait has no rows for {day}; choose a published date (--date)")
+    unknown = missing_tags(tags, portrait)
+    if unknown:
+        live = sorted(t.code for t in cfg.tags if t.status == "live")
+        raise AudienceError(f"tag(s) {', '.join(unknown)} are on no person on {day}. Live tags of the registry: "
+                            f"{', '.join(live) or 'none'}")
+    persons_frame = portrait.transform(pseudonymised(key)).transform(selection).cache()
+    try:
+        persons = persons_frame.count()
+        if persons < cfg.privacy.min_group_size:
+            raise AudienceError(f"the audience has {persons} person(s), fewer than privacy.min_group_size="
+                                f"{cfg.privacy.min_group_size}: not exported. Loosen --min-score or the tags.")
+        io.write_single_file(persons_frame, output, file_format)
+    finally:
+        persons_frame.unpersist()
+    return persons
+
+
+def reports_dir(cfg: Config):
+    """Where the daily HTML reports go: ``bi.reports_path``, else ``<lakehouse.path>/reports``."""
+    from pathlib import Path
+
+    if cfg.bi.reports_path is not None:
+        return Path(cfg.bi.reports_path)
+    if cfg.lakehouse.path is None:
+        raise ValueError("set bi.reports_path: the lakehouse is a metastore schema, so there is no folder "
+                         "beside the tables to write the daily report to")
+    return Path(cfg.lakehouse.path) / "reports"
+
+
+def run_daily_report(spark: SparkSession, cfg: Config, day: dt.date):
+    """Write ``<reports>/portrait_<day>.html`` (segment sizes, score distribution, top interests, tag changes)
+    and log it to MLflow. Reads ``segment_daily`` of ``day``, so :func:`run_bi_tables` runs first. Returns
+    the report's path."""
+    from portrait.model import tracking
+    from portrait.publish.report import (
+        REPORT_SEGMENT_KINDS,
+        ReportData,
+        render_report,
+        score_histogram,
+        tag_change_counts,
+        top_categories,
+    )
+    from portrait.schemas import PORTRAIT_CHANGES, SEGMENT_DAILY
+
+    minimum = cfg.privacy.min_group_size
+    portrait = _portrait_of(spark, cfg, day).cache()  # read by four small aggregations
+    try:
+        headline = portrait.agg(F.count(F.lit(1)).alias("persons"), F.avg("purchase_propensity").alias("avg"),
+                                F.max("model_name").alias("model"), F.max("model_run_id").alias("run")).first()
+        segments: dict[str, list[tuple[str, int, float]]] = {kind: [] for kind in REPORT_SEGMENT_KINDS}
+        segment_rows = (io.read_table(spark, cfg, SEGMENT_DAILY)
+                        .where((F.col("dt") == F.lit(day).cast("date"))
+                               & F.col("segment_kind").isin(*REPORT_SEGMENT_KINDS))
+                        .orderBy(F.col("users").desc(), "segment").collect())  # a few rows per segment kind
+        for row in segment_rows:
+            segments[row["segment_kind"]].append((row["segment"], int(row["users"]), float(row["avg_propensity"])))
+        changes = None
+        if io.table_exists(spark, io.table_ref(cfg, PORTRAIT_CHANGES)):
+            changes = tag_change_counts(io.read_table(spark, cfg, PORTRAIT_CHANGES)
+                                        .where(F.col("dt") == F.lit(day).cast("date")), minimum)
+        data = ReportData(
+            day=day, persons=int(headline["persons"]), avg_propensity=float(headline["avg"] or 0.0),
+            model=f"{headline['model']} (MLflow run {headline['run']})", segments=segments,
+            score_histogram=score_histogram(portrait), top_categories=top_categories(portrait, minimum),
+            tag_changes=changes, min_group_size=minimum,
+        )
+    finally:
+        portrait.unpersist()
+    path = io.write_text_file(reports_dir(cfg) / f"portrait_{day.isoformat()}.html", render_report(data))
+    tracking.log_report(cfg, day, path, {"persons": float(data.persons), "avg_propensity": data.avg_propensity})
+    log.info("daily report written to %s", path)
+    return path

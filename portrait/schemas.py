@@ -20,6 +20,11 @@ def _col(name: str, data_type: T.DataType, comment: str, nullable: bool = True) 
     return T.StructField(name, data_type, nullable, metadata={"comment": comment})
 
 
+# Column names that hold a raw person id wherever they appear (see TableContract.person_columns).
+PERSON_ID_COLUMNS: tuple[str, ...] = ("user_id", "anonymous_id", "person_id")
+PERSON_KEY_COLUMN = "person_key"
+
+
 @dataclass(frozen=True)
 class TableContract:
     """A Delta table's layout: schema with column comments, partition columns and key."""
@@ -33,10 +38,32 @@ class TableContract:
     # Delta CHECK constraints: (name, SQL condition every row must satisfy); added when the table is created.
     # One constraint per table where possible: each one is a separate commit at creation.
     checks: tuple[tuple[str, str], ...] = ()
+    # Delta table properties (name, value) set when the table is created; `portrait maintain` adds missing ones.
+    properties: tuple[tuple[str, str], ...] = ()
+    # Personal data (docs/SECURITY.md). Columns holding a raw person id (user, device or stitched person id):
+    # None derives them from the column names in PERSON_ID_COLUMNS, so a new table with a `user_id` column is
+    # covered by `portrait forget` without anything to declare; set a tuple where the names differ.
+    person_columns: tuple[str, ...] | None = None
+    # Free-text columns that may contain a raw id anywhere in the text (e.g. a quarantined source row).
+    person_text_columns: tuple[str, ...] = ()
+    # Read by BI tools: must carry no raw id, only `person_key` (HMAC, portrait.privacy); a test scans them.
+    bi_facing: bool = False
 
     @property
     def columns(self) -> list[str]:
         return [f.name for f in self.schema.fields]
+
+    @property
+    def id_columns(self) -> tuple[str, ...]:
+        """Columns holding a raw person id, erased by ``portrait forget``."""
+        if self.person_columns is not None:
+            return self.person_columns
+        return tuple(c for c in self.columns if c in PERSON_ID_COLUMNS)
+
+    @property
+    def person_key_columns(self) -> tuple[str, ...]:
+        """Columns holding the pseudonymised person key (HMAC of a person id)."""
+        return tuple(c for c in self.columns if c == PERSON_KEY_COLUMN)
 
     def comment(self, column: str) -> str:
         return self.schema[column].metadata.get("comment", "")
@@ -149,39 +176,130 @@ REVIEWS = TableContract(
     optional=True,
 )
 
-USER_FEATURES = TableContract(
-    name="user_features",
-    description="Per-user features as of the end of date dt, using only data up to then.",
+WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30, 90)
+# Event types counted per window in user_features, and the name each count gets (``<name>_<w>d``).
+COUNTED_EVENTS: dict[str, str] = {"view": "views", "search": "searches", "cart": "carts", "fav": "favs", "buy": "buys"}
+DAYPARTS: tuple[str, ...] = ("night", "morning", "afternoon", "evening")  # local hours 0-5, 6-11, 12-17, 18-23
+# Nested types keep Spark's default nullable elements: Spark cannot cast into non-nullable elements.
+_COUNT_MAP = T.MapType(T.StringType(), T.LongType())
+_WEIGHT_MAP = T.MapType(T.StringType(), T.DoubleType())
+_SCORED_KEYS = T.ArrayType(T.StructType([T.StructField("key", T.StringType()), T.StructField("score", T.DoubleType())]))
+
+USER_DAILY_ACTIVITY = TableContract(
+    name="user_daily_activity",
+    description="Per-person, per-day rollup of clickstream, orders and text, computed once per day; every "
+                "window feature of user_features is a sum or merge over these rows.",
     schema=T.StructType(
         [
-            _col("user_id", T.StringType(), "Customer id.", False),
-            _col("days_since_first_event", T.IntegerType(), "Days from the first event in the 90 days to dt (tenure proxy).", False),
-            _col("days_since_last_event", T.IntegerType(), "Days from the last event in the 90 days to dt (0 = on dt).", False),
-            _col("days_since_last_order", T.IntegerType(), "Recency: days from the last paid order to dt; null if none."),
-            _col("orders_30d", T.LongType(), "Frequency: distinct paid orders in the 30 days to dt.", False),
-            _col("spend_30d", T.DoubleType(), "Monetary: paid spend after discount in the 30 days to dt.", False),
-            _col("orders_90d", T.LongType(), "Distinct paid orders in the 90 days to dt.", False),
-            _col("spend_90d", T.DoubleType(), "Paid spend after discount in the 90 days to dt.", False),
-            _col("views_7d", T.LongType(), "View events in the 7 days to dt.", False),
-            _col("searches_7d", T.LongType(), "Search events in the 7 days to dt.", False),
-            _col("carts_7d", T.LongType(), "Add-to-cart events in the 7 days to dt.", False),
-            _col("favs_7d", T.LongType(), "Favourite events in the 7 days to dt.", False),
-            _col("buys_7d", T.LongType(), "Purchase events in the 7 days to dt.", False),
-            _col("views_30d", T.LongType(), "View events in the 30 days to dt.", False),
-            _col("searches_30d", T.LongType(), "Search events in the 30 days to dt.", False),
-            _col("carts_30d", T.LongType(), "Add-to-cart events in the 30 days to dt.", False),
-            _col("favs_30d", T.LongType(), "Favourite events in the 30 days to dt.", False),
-            _col("buys_30d", T.LongType(), "Purchase events in the 30 days to dt.", False),
-            _col("active_days_30d", T.LongType(), "Days with at least one event in the 30 days to dt.", False),
-            _col("top_category_30d", T.StringType(), "Category with most events in the 30 days to dt."),
-            _col("text_document", T.StringType(), "Space-separated tokens of the user's searches, viewed and bought item titles and reviews in the 30 days to dt (segmented, lower-case, capped)."),
-            _col("dt", T.DateType(), "Feature date: features describe the user as of the end of this date.", False),
+            _col("user_id", T.StringType(), "Person id (stitched when an identity graph exists).", False),
+            _col("events", T.LongType(), "Clickstream events on dt.", False),
+            _col("views", T.LongType(), "View events on dt.", False),
+            _col("searches", T.LongType(), "Search events on dt.", False),
+            _col("carts", T.LongType(), "Add-to-cart events on dt.", False),
+            _col("remove_carts", T.LongType(), "Remove-from-cart events on dt.", False),
+            _col("favs", T.LongType(), "Favourite events on dt.", False),
+            _col("buys", T.LongType(), "Purchase events on dt.", False),
+            _col("sessions", T.LongType(), "Sessions started on dt (an event after an inactivity gap longer than features.session_gap_minutes, or the person's first event); a session running past midnight is counted on the day it started.", False),
+            _col("bounce_sessions", T.LongType(), "Sessions started on dt with no further event of theirs on dt.", False),
+            _col("session_seconds", T.DoubleType(), "Seconds spent in sessions on dt: the sum of in-session gaps ending on dt.", False),
+            _col("search_segments", T.LongType(), "Parts of sessions on dt that contain a search.", False),
+            _col("search_buy_segments", T.LongType(), "Of those, parts that also contain a purchase event.", False),
+            _col("gap_count", T.LongType(), "In-session gaps between consecutive events ending on dt (their sum is session_seconds).", False),
+            _col("gap_seconds_sumsq", T.DoubleType(), "Sum of their squares (for the regularity of bots).", False),
+            _col("first_event_time", T.TimestampType(), "First event on dt; null when the person only ordered."),
+            _col("last_event_time", T.TimestampType(), "Last event on dt; null when the person only ordered."),
+            _col("night_events", T.LongType(), "Events at local hours 0-5.", False),
+            _col("morning_events", T.LongType(), "Events at local hours 6-11.", False),
+            _col("afternoon_events", T.LongType(), "Events at local hours 12-17.", False),
+            _col("evening_events", T.LongType(), "Events at local hours 18-23.", False),
+            _col("platform_events", _COUNT_MAP, "Events per client platform.", False),
+            _col("landing_channels", _COUNT_MAP, "Sessions started on dt per channel of their first event.", False),
+            _col("category_weights", _WEIGHT_MAP, "Interest weight per category: events weighted by features.affinity_weights.", False),
+            _col("brand_weights", _WEIGHT_MAP, "Interest weight per brand, weighted the same way.", False),
+            _col("price_percentile_sum", T.DoubleType(), "Sum over priced view/cart/buy events of the item price's percentile within its category (catalogue prices).", False),
+            _col("price_percentile_count", T.LongType(), "Number of events in that sum.", False),
+            _col("paid_orders", T.LongType(), "Distinct orders placed on dt that are paid.", False),
+            _col("paid_amount", T.DoubleType(), "Their amount: quantity × unit price − discount.", False),
+            _col("discounted_orders", T.LongType(), "Paid orders on dt with a discount on any line.", False),
+            _col("orders", T.LongType(), "Distinct orders placed on dt, any status.", False),
+            _col("refunded_orders", T.LongType(), "Orders placed on dt now refunded.", False),
+            _col("cancelled_orders", T.LongType(), "Orders placed on dt now cancelled.", False),
+            _col("bought_categories", T.ArrayType(T.StringType()), "Distinct categories of paid order lines on dt.", False),
+            _col("tokens", T.ArrayType(T.StringType()), "Text tokens of dt, newest first: searches, titles of items acted on, reviews; segmented, capped at features.max_tokens_per_user.", False),
+            _col("bot_day", T.BooleanType(), "More than features.bot_max_events_per_day events on dt: sessions and text are not computed for the day.", False),
+            _col("dt", T.DateType(), "Activity date in the configured time zone; partition column.", False),
         ]
     ),
     partition_by=("dt",),
     key=("user_id", "dt"),
 )
 
+
+def _window_columns() -> list[T.StructField]:
+    columns = []
+    for window in WINDOWS_DAYS:
+        columns.append(_col(f"events_{window}d", T.LongType(), f"Clickstream events in the {window} days to dt.", False))
+        for event_type, name in COUNTED_EVENTS.items():
+            columns.append(_col(f"{name}_{window}d", T.LongType(), f"{event_type} events in the {window} days to dt.", False))
+    return columns
+
+
+USER_FEATURES = TableContract(
+    name="user_features",
+    description="Per-user features as of the end of date dt, using only data up to then (families in docs/FEATURES.md).",
+    schema=T.StructType(
+        [
+            _col("user_id", T.StringType(), "Person id.", False),
+            # RFM and value
+            _col("days_since_first_event", T.IntegerType(), "Days from the first event or order in the 90 days to dt (tenure proxy).", False),
+            _col("days_since_last_event", T.IntegerType(), "Days from the last event or order in the 90 days to dt (0 = on dt).", False),
+            _col("days_since_last_order", T.IntegerType(), "Recency: days from the last paid order in the 90 days to dt; null if none."),
+            _col("orders_30d", T.LongType(), "Frequency: distinct paid orders in the 30 days to dt.", False),
+            _col("spend_30d", T.DoubleType(), "Monetary: paid spend after discount in the 30 days to dt.", False),
+            _col("orders_90d", T.LongType(), "Distinct paid orders in the 90 days to dt.", False),
+            _col("spend_90d", T.DoubleType(), "Paid spend after discount in the 90 days to dt.", False),
+            _col("avg_order_value_90d", T.DoubleType(), "spend_90d / orders_90d; null without paid orders."),
+            _col("mean_days_between_orders_90d", T.DoubleType(), "Days from the first to the last paid-order day over (order days - 1); null with fewer than two order days."),
+            _col("repeat_purchase_rate_90d", T.DoubleType(), "Share of bought categories bought on two or more days in 90 days; null without paid orders."),
+            _col("discount_order_share_90d", T.DoubleType(), "Share of paid orders in 90 days with a discount; null without paid orders."),
+            _col("refund_rate_90d", T.DoubleType(), "Refunded or cancelled orders over all orders placed in 90 days; null without orders."),
+            # behaviour
+            *_window_columns(),
+            _col("active_days_7d", T.LongType(), "Days with at least one event in the 7 days to dt.", False),
+            _col("active_days_30d", T.LongType(), "Days with at least one event in the 30 days to dt.", False),
+            _col("active_days_90d", T.LongType(), "Days with at least one event in the 90 days to dt.", False),
+            _col("sessions_30d", T.LongType(), "Sessions started in the 30 days to dt.", False),
+            _col("avg_session_minutes_30d", T.DoubleType(), "Minutes in sessions per session, 30 days; null without sessions."),
+            _col("events_per_session_30d", T.DoubleType(), "Events per session, 30 days (bot days excluded); null without sessions."),
+            _col("bounce_rate_30d", T.DoubleType(), "Share of sessions with a single event, 30 days; null without sessions."),
+            _col("view_to_cart_rate_30d", T.DoubleType(), "carts_30d / views_30d; null without views."),
+            _col("cart_to_buy_rate_30d", T.DoubleType(), "buys_30d / carts_30d, at most 1; null without carts."),
+            _col("cart_abandonment_rate_30d", T.DoubleType(), "1 - cart_to_buy_rate_30d; null without carts."),
+            _col("search_to_buy_rate_30d", T.DoubleType(), "Share of session parts with a search that also have a purchase, 30 days; null without searches."),
+            # preferences
+            _col("top_category_30d", T.StringType(), "Category with most events in the 30 days to dt (ties: larger id)."),
+            _col("top_categories", _SCORED_KEYS, "Top features.top_k categories by interest score: event weights decayed with features.affinity_half_life_days over 90 days, highest first.", False),
+            _col("top_brands", _SCORED_KEYS, "Top features.top_k brands by the same decayed interest score.", False),
+            _col("price_percentile_90d", T.DoubleType(), "Average percentile (0-1) of the prices the user looked at within their categories, 90 days; null without priced events."),
+            _col("price_tier", T.StringType(), "low, mid or high from price_percentile_90d and features.price_tier_edges; null when unknown."),
+            *[_col(f"{part}_share_30d", T.DoubleType(), f"Share of events in the {part} (local time), 30 days; null without events.") for part in DAYPARTS],
+            _col("preferred_daypart", T.StringType(), "Daypart with most events in 30 days (ties: earlier daypart); null without events."),
+            _col("weekend_share_30d", T.DoubleType(), "Share of events on Saturdays and Sundays, 30 days; null without events."),
+            _col("preferred_platform", T.StringType(), "Platform with most events in 30 days (ties: smaller name); null without events."),
+            _col("preferred_channel", T.StringType(), "Channel that started most sessions in 30 days (ties: smaller name); null without sessions."),
+            # risk and lifecycle
+            _col("events_per_active_day_30d", T.DoubleType(), "events_30d / active_days_30d; null without events."),
+            _col("inter_event_gap_cv_30d", T.DoubleType(), "Coefficient of variation of in-session gaps, 30 days (low = machine-like regularity); null with fewer than features.bot_min_gaps gaps."),
+            _col("bot_suspect", T.BooleanType(), "Event rate above features.bot_events_per_active_day, a bot day, or inter-event regularity below features.bot_max_gap_cv.", False),
+            _col("lifecycle_stage", T.StringType(), "new, active, sleeping or churned by the features.lifecycle rules.", False),
+            # text
+            _col("text_document", T.StringType(), "Space-separated tokens of the user's searches, item titles acted on and reviews in the features.text_window_days to dt, newest day first, capped at features.max_tokens_per_user."),
+            _col("dt", T.DateType(), "Feature date: features describe the user as of the end of this date.", False),
+        ]
+    ),
+    partition_by=("dt",),
+    key=("user_id", "dt"),
+)
 USER_PORTRAIT = TableContract(
     name="user_portrait",
     description="One row per user per date: segments, interests, propensity and tags for BI and marketing.",
@@ -206,6 +324,13 @@ USER_PORTRAIT = TableContract(
     ),
     partition_by=("dt",),
     key=("user_id", "dt"),
+    checks=(
+        ("valid_scores", "recency_score BETWEEN 1 AND 5 AND frequency_score BETWEEN 1 AND 5 "
+                         "AND monetary_score BETWEEN 1 AND 5 AND propensity_decile BETWEEN 1 AND 10 "
+                         "AND purchase_propensity BETWEEN 0 AND 1"),
+    ),
+    # Change Data Feed lets downstream tools (CRM syncs, marketing triggers) read only the rows that changed.
+    properties=(("delta.enableChangeDataFeed", "true"),),
 )
 
 QUARANTINE = TableContract(
@@ -225,6 +350,7 @@ QUARANTINE = TableContract(
     ),
     key=("quarantine_id",),
     checks=(("rule_not_empty", "length(rule) > 0"),),
+    person_text_columns=("raw_row", "detail"),  # detail quotes source values of the row
 )
 
 INGEST_RUNS = TableContract(
@@ -268,6 +394,7 @@ IDENTITY_GRAPH = TableContract(
     ),
     key=("id_type", "id"),
     checks=(("id_type_known", "id_type IN ('user', 'anonymous')"),),
+    person_columns=("id", "person_id"),
 )
 
 IDENTITY_MERGE_LOG = TableContract(
@@ -287,6 +414,7 @@ IDENTITY_MERGE_LOG = TableContract(
     ),
     key=("id_type", "id", "action", "person_id"),
     checks=(("action_known", "action IN ('merged', 'refused_over_merge', 'excluded')"),),
+    person_columns=("id", "person_id"),
 )
 
 JOB_RUNS = TableContract(
@@ -333,10 +461,116 @@ MONITORING = TableContract(
     key=("dt", "check", "subject", "reference"),
 )
 
+ERASURE_REQUESTS = TableContract(
+    name="erasure_requests",
+    description="Erasure audit: one row per `portrait forget` request that finished; holds no raw id.",
+    schema=T.StructType(
+        [
+            _col("request_id", T.StringType(), "Id of the erasure request.", False),
+            _col("person_keys", T.ArrayType(T.StringType(), False), "HMAC-SHA256 person key of each requested id (the key of key_fingerprint): proves which persons were erased without naming them.", False),
+            _col("key_fingerprint", T.StringType(), "Short SHA-256 fingerprint of the pseudonymisation key used (tells key rotations apart; not the key).", False),
+            _col("ids_requested", T.IntegerType(), "Distinct ids in the request.", False),
+            _col("ids_erased", T.IntegerType(), "Distinct ids erased: the requested ones plus every id stitched to the same person.", False),
+            _col("rows_deleted", T.MapType(T.StringType(), T.LongType(), False), "Rows deleted per table name (tables without any row of the persons: 0).", False),
+            _col("models_marked", T.ArrayType(T.StringType(), False), "Registered model versions 'name/version' trained on the persons' data, tagged for retraining in MLflow.", False),
+            _col("vacuumed", T.BooleanType(), "Whether VACUUM ran after the deletes (with privacy.vacuum_retention_hours).", False),
+            _col("vacuum_retention_hours", T.IntegerType(), "Retention VACUUM used: files of the deleted rows are physically gone once they are this old.", False),
+            _col("requested_at", T.TimestampType(), "When the request started (UTC instant).", False),
+            _col("finished_at", T.TimestampType(), "When the deletes and marking finished (UTC instant).", False),
+        ]
+    ),
+    key=("request_id",),
+)
+
+PUBLISH_CHECKS = TableContract(
+    name="publish_checks",
+    description="Quality gate of each portrait date: one row per check and subject, written before the portrait.",
+    schema=T.StructType(
+        [
+            _col("check", T.StringType(), "row_count, null_rate, tag_coverage, segment_share or score_psi.", False),
+            _col("subject", T.StringType(), "What was checked: the table, a column, a segment as column=value, or a score.", False),
+            _col("value", T.DoubleType(), "Relative row count change, null share, share of rows with a tag, change of a segment's share, or PSI; null when there is no previous portrait date to compare with."),
+            _col("threshold", T.DoubleType(), "Configured limit (publish section): a maximum, or for tag_coverage a minimum.", False),
+            _col("passed", T.BooleanType(), "Whether the check passed; the date is published only if all passed (or publish.enforce is off).", False),
+            _col("reference_dt", T.DateType(), "Previous portrait date compared with; null for the first date."),
+            _col("checked_at", T.TimestampType(), "When the checks ran (UTC instant).", False),
+            _col("dt", T.DateType(), "Portrait date checked; partition column.", False),
+        ]
+    ),
+    partition_by=("dt",),
+    key=("dt", "check", "subject"),
+    checks=(("check_known", "`check` IN ('row_count', 'null_rate', 'tag_coverage', 'segment_share', 'score_psi')"),),
+)
+
+PORTRAIT_CHANGES = TableContract(
+    name="portrait_changes",
+    description="Tags each user gained or lost since the previous portrait date: one row per user with a change.",
+    schema=T.StructType(
+        [
+            _col("user_id", T.StringType(), "Customer id, as in user_portrait.", False),
+            _col("change_kind", T.StringType(), "new_user (not in the previous portrait), left (in it, not on dt) or tags_changed.", False),
+            _col("gained", T.ArrayType(T.StringType(), True), "Tag codes on dt that the user did not have on previous_dt, sorted.", False),
+            _col("lost", T.ArrayType(T.StringType(), True), "Tag codes of previous_dt that the user no longer has on dt, sorted.", False),
+            _col("previous_dt", T.DateType(), "Previous portrait date compared with (the latest before dt).", False),
+            _col("dt", T.DateType(), "Portrait date; partition column.", False),
+        ]
+    ),
+    partition_by=("dt",),
+    key=("user_id", "dt"),
+    checks=(("change_kind_known", "change_kind IN ('new_user', 'left', 'tags_changed') AND previous_dt < dt"),),
+)
+
+# BI tables: what BI tools and marketing read. They carry person_key (HMAC of user_id), never a raw id.
+_PERSON_KEY_FIELD = _col(PERSON_KEY_COLUMN, T.StringType(), "Pseudonymised person: lower-case hex HMAC-SHA256 of user_id with the pseudonymisation key (portrait.privacy); the same person has the same key on every date while the key is unchanged.", False)
+
+PORTRAIT_LATEST = TableContract(
+    name="portrait_latest",
+    description="Each person's newest user_portrait row, pseudonymised: one row per person_key, for BI tools.",
+    # The portrait's columns follow user_portrait, with user_id replaced by person_key.
+    schema=T.StructType(
+        [_PERSON_KEY_FIELD]
+        + [_col("dt", T.DateType(), "Portrait date of this row: the person's newest date in user_portrait.", False)
+           if f.name == "dt" else f
+           for f in USER_PORTRAIT.schema.fields if f.name not in PERSON_ID_COLUMNS]
+    ),
+    key=(PERSON_KEY_COLUMN,),
+    checks=USER_PORTRAIT.checks,
+    # Updated by MERGE every day; the change feed gives CRM syncs only the persons whose row changed.
+    properties=(("delta.enableChangeDataFeed", "true"),),
+    bi_facing=True,
+)
+
+SEGMENT_KINDS: tuple[str, ...] = ("rfm_segment", "lifecycle_stage", "propensity_decile", "tag")
+
+SEGMENT_DAILY = TableContract(
+    name="segment_daily",
+    description="Size and average value of every segment per portrait date; groups below privacy.min_group_size are left out.",
+    schema=T.StructType(
+        [
+            _col("segment_kind", T.StringType(), "What the segment is a value of: rfm_segment, lifecycle_stage, propensity_decile or tag.", False),
+            _col("segment", T.StringType(), "The value: an RFM segment code, a lifecycle stage, a decile 1-10 or a tag code.", False),
+            _col("users", T.LongType(), "Persons in the segment on dt (with Laplace noise when privacy.noise_epsilon is set); at least privacy.min_group_size before noise.", False),
+            _col("avg_propensity", T.DoubleType(), "Average purchase_propensity of the segment's persons.", False),
+            _col("avg_spend_90d", T.DoubleType(), "Average paid spend in the 90 days to the feature date (user_features.spend_90d); null when no feature row matched."),
+            _col("avg_orders_90d", T.DoubleType(), "Average distinct paid orders in the 90 days to the feature date (user_features.orders_90d); null when no feature row matched."),
+            _col("dt", T.DateType(), "Portrait date; partition column.", False),
+        ]
+    ),
+    partition_by=("dt",),
+    key=("dt", "segment_kind", "segment"),
+    checks=(("segment_kind_known", "segment_kind IN ('rfm_segment', 'lifecycle_stage', 'propensity_decile', 'tag') "
+                                   "AND users >= 0"),),
+    bi_facing=True,
+)
+
+BI_TABLES: tuple[TableContract, ...] = (PORTRAIT_LATEST, SEGMENT_DAILY)
+PUBLISH_TABLES: tuple[TableContract, ...] = (PUBLISH_CHECKS, PORTRAIT_CHANGES)
+PRIVACY_TABLES: tuple[TableContract, ...] = (ERASURE_REQUESTS,)
 INPUT_TABLES: tuple[TableContract, ...] = (CLICKSTREAM, ORDERS, ITEMS, USERS, REVIEWS)
-OUTPUT_TABLES: tuple[TableContract, ...] = (USER_FEATURES, USER_PORTRAIT)
+OUTPUT_TABLES: tuple[TableContract, ...] = (USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT)
 INGEST_TABLES: tuple[TableContract, ...] = (QUARANTINE, INGEST_RUNS, IDENTITY_GRAPH, IDENTITY_MERGE_LOG)
 OPERATIONS_TABLES: tuple[TableContract, ...] = (JOB_RUNS, MONITORING)
 ALL_TABLES: dict[str, TableContract] = {
-    t.name: t for t in INPUT_TABLES + OUTPUT_TABLES + INGEST_TABLES + OPERATIONS_TABLES
+    t.name: t for t in INPUT_TABLES + OUTPUT_TABLES + INGEST_TABLES + OPERATIONS_TABLES + PRIVACY_TABLES + PUBLISH_TABLES
+    + BI_TABLES
 }

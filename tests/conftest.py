@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from portrait.config import Config, load_config
+
+# BI stages need the pseudonymisation key and it only ever comes from the environment. Tests use a fixed,
+# openly non-secret one (also inherited by the jobs tests start as subprocesses); a test about a missing key
+# passes its own environment.
+TEST_PSEUDONYM_KEY = "test-only-pseudonym-key-not-a-secret"
+os.environ.setdefault("PORTRAIT_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_CONF = REPO / "conf" / "local.yml"

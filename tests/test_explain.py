@@ -16,9 +16,17 @@ from portrait.model.explain import (
     explain_model,
     reason_codes,
     reason_contributions,
+    sparse_block_names,
     top_features,
 )
-from portrait.model.pipeline import build_pipeline, numeric_feature_names
+from portrait.model.pipeline import (
+    CATEGORICAL_FEATURES,
+    MISSING_LEVEL,
+    SPARSE_BLOCK,
+    build_pipeline,
+    numeric_feature_names,
+    onehot_column,
+)
 from tests.test_scoring import INFORMATIVE, LABELLED, SETTINGS, VOCABULARY, _row
 
 NUMERIC = numeric_feature_names()
@@ -120,3 +128,58 @@ def test_reason_codes_of_the_fitted_model_name_the_planted_rule_for_positives(mo
         events = "event" if row["carts_7d"] == 1 else "events"
         assert f"{row['carts_7d']} add-to-cart {events} in the last 7 days (+" in " | ".join(reasons), row
         assert any(r.startswith(f"interested in: {INFORMATIVE}") and "(+" in r for r in reasons), row
+
+
+# ---------------------------------------------------------------------------------------------
+# Categorical features: one-hot slots named <column>=<level>, one reason per column
+# ---------------------------------------------------------------------------------------------
+
+# Every slot of the text + categorical block selected, so all levels are in the model.
+# Every column of tests.test_scoring._row has the same five levels (v0..v3 and null).
+LEVELS_PER_COLUMN = 5
+ALL_SLOTS = SETTINGS.model_copy(
+    update={"selected_text_features": SETTINGS.hashing_features + LEVELS_PER_COLUMN * len(CATEGORICAL_FEATURES)})
+
+
+@pytest.fixture(scope="module")
+def model_with_levels(labelled):
+    return build_pipeline(ALL_SLOTS).fit(labelled)
+
+
+def test_one_hot_slots_are_named_by_level_as_the_assembler_names_them(model_with_levels, labelled):
+    """Names agree with the VectorAssembler metadata, which names one-hot slots ``<column>_onehot_<level>``."""
+    assert CATEGORICAL_FEATURES[0] == "top_category_30d"
+    names = sparse_block_names(model_with_levels)
+    block = model_with_levels.transform(labelled).schema[SPARSE_BLOCK].metadata["ml_attr"]["attrs"]
+    from_metadata = {a["idx"]: a["name"] for kind in block.values() for a in kind}
+    assert len(from_metadata) == len(names) == ALL_SLOTS.selected_text_features
+    levels = names[SETTINGS.hashing_features:SETTINGS.hashing_features + LEVELS_PER_COLUMN]
+    # Four levels of 40 users each and (none) of 40: equal counts, so alphabetical order.
+    assert levels == [f"top_category_30d={v}" for v in (MISSING_LEVEL, "v0", "v1", "v2", "v3")]
+    for idx, name in enumerate(names[SETTINGS.hashing_features:], start=SETTINGS.hashing_features):
+        column, level = name.split("=", 1)
+        assert from_metadata[idx] == f"{onehot_column(column)}_{level}"
+
+
+def test_reason_codes_name_the_users_category_level(spark, model_with_levels, labelled):
+    """Hand-built: +1 on level v1, +0.5 on (none), everything else 0; an unseen level adds nothing."""
+    explanation = explain_model(model_with_levels, labelled, max_tokens=100)
+    names = explanation.feature_names
+    coefficients = [0.0] * len(names)
+    coefficients[names.index("top_category_30d=v1")] = 1.0
+    coefficients[names.index(f"top_category_30d={MISSING_LEVEL}")] = 0.5
+    hand_built = Explanation(names, coefficients, 0.0, [0.0] * len(names), [1.0] * len(names),
+                             explanation.text_terms)
+    users = labelled.where(F.col("user_id").isin("u000", "u001", "u004", "u006")).withColumn(
+        "top_category_30d", F.when(F.col("user_id") == "u006", F.lit("never-seen"))
+        .otherwise(F.col("top_category_30d")))
+    actual = {r["user_id"]: r[REASON_CODES] for r in users.transform(reason_codes(model_with_levels, hand_built))
+              .collect()}
+    assert actual == {
+        "u000": [],  # level v0: coefficient 0
+        "u001": ["most events in category v1 in the last 30 days (+1.00)"],
+        "u004": ["no category events in the last 30 days (+0.50)"],  # null top_category_30d
+        "u006": [],  # a level not seen in training: the all-zero one-hot vector
+    }
+    contributions = users.transform(reason_contributions(model_with_levels, explanation)).collect()
+    assert all(len(r[REASON_CONTRIBUTIONS]) >= 1 for r in contributions)

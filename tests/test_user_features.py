@@ -47,16 +47,21 @@ def test_every_family_on_a_hand_made_shop(spark):
 
     features = build_user_features(D, FeaturesConfig(), clickstream, orders, items=items, reviews=None)
 
-    # Columns: user, first, last, last_order, orders30, spend30, orders90, spend90,
-    # views/searches/carts/favs/buys 7d, the same 30d, active_days_30d, top_category, text, dt
-    expected = spark.createDataFrame([
-        ("u1", 10, 0, 5, 1, 190.0, 1, 190.0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 3, "c1",
-         "nike 跑步 鞋 红色 连衣裙 nike 跑步 鞋", D),
-        ("u2", 50, 50, None, 0, 0.0, 0, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, "", D),
-        ("u3", 80, 80, 80, 0, 0.0, 1, 30.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, "", D),
-    ], USER_FEATURES.schema)
-    assertDataFrameEqual(features, expected, rtol=0.0, atol=0.0)
     assert features.columns == USER_FEATURES.columns
+    columns = ("user_id", "days_since_first_event", "days_since_last_event", "days_since_last_order", "orders_30d",
+               "spend_30d", "orders_90d", "spend_90d", "refund_rate_90d", "events_1d", "views_7d", "searches_7d",
+               "carts_30d", "events_90d", "active_days_30d", "top_category_30d", "price_tier", "lifecycle_stage",
+               "text_document", "dt")
+    expected = spark.createDataFrame([
+        ("u1", 10, 0, 5, 1, 190.0, 1, 190.0, 0.5, 1, 1, 1, 1, 3, 3, "c1", "mid", "new",
+         "nike 跑步 鞋 红色 连衣裙 nike 跑步 鞋", D),
+        ("u2", 50, 50, None, 0, 0.0, 0, 0.0, None, 0, 0, 0, 0, 1, 0, None, "mid", "churned", "", D),
+        ("u3", 80, 80, 80, 0, 0.0, 1, 30.0, 0.0, 0, 0, 0, 0, 0, 0, None, None, "churned", "", D),
+    ], "user_id string, days_since_first_event int, days_since_last_event int, days_since_last_order int, "
+       "orders_30d long, spend_30d double, orders_90d long, spend_90d double, refund_rate_90d double, "
+       "events_1d long, views_7d long, searches_7d long, carts_30d long, events_90d long, active_days_30d long, "
+       "top_category_30d string, price_tier string, lifecycle_stage string, text_document string, dt date")
+    assertDataFrameEqual(features.select(*columns), expected, rtol=0.0, atol=0.0)
 
 
 def test_token_cap_keeps_the_newest_tokens(spark):

@@ -8,10 +8,13 @@ average training user, is ``coef_j * (x_j - mean_j)``, which equals the standard
 add up to the user's log-odds minus the log-odds of the average training user.
 
 Hashed text terms are mapped back to words with ``HashingTF.indexOf`` over a bounded vocabulary: the most
-frequent distinct tokens of the training documents (``model.vocabulary_tokens`` of them at most).
+frequent distinct tokens of the training documents (``model.vocabulary_tokens`` of them at most). One-hot
+slots of categorical features are named ``<column>=<level>``, e.g. ``top_category_30d=c12``, from the
+fitted ``StringIndexer``'s levels.
 
 Reason codes group all text terms into one "interested in …" contribution naming the user's strongest
-positive terms, and describe the numeric ones by the raw value a marketer knows, e.g.
+positive terms, all selected levels of one categorical column into one contribution naming the user's
+level, and describe the numeric ones by the raw value a marketer knows, e.g.
 ``"3 add-to-cart events in the last 7 days (+0.42)"`` (the number in brackets is the log-odds contribution).
 """
 
@@ -23,14 +26,23 @@ from typing import Any
 import pandas as pd
 from pyspark.ml import PipelineModel
 from pyspark.ml.classification import LogisticRegressionModel
-from pyspark.ml.feature import ChiSqSelectorModel, HashingTF, VectorAssembler
+from pyspark.ml.feature import HashingTF, StringIndexerModel, VectorAssembler, VectorSlicer
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from portrait.features.behaviour import LOOKBACK_DAYS, Transformation
-from portrait.model.pipeline import COUNT_FEATURES, FEATURES, TEXT_COLUMN, numeric_feature_names
+from portrait.model.pipeline import (
+    CATEGORICAL_FEATURES,
+    COUNT_FEATURES,
+    FEATURES,
+    MISSING_LEVEL,
+    SPARSE_BLOCK,
+    TEXT_COLUMN,
+    level_column,
+    numeric_feature_names,
+)
 
 REASON_CODES = "reason_codes"
 TOP_REASONS = 3
@@ -60,14 +72,26 @@ _COUNT_WORDING: dict[str, tuple[str, ...]] = {
     "days_since_last_event": ("last active %d day ago", "last active %d days ago"),
 }
 _NO_ORDER = f"no paid order in the last {LOOKBACK_DAYS} days"
+# How a categorical feature reads: (format over the user's level, text when the user has no level). A column
+# without an entry reads "<column>: <level>", so a new categorical feature needs no wording to work.
+_CATEGORY_WORDING: dict[str, tuple[str, str]] = {
+    "top_category_30d": ("most events in category %s in the last 30 days", "no category events in the last 30 days"),
+    "preferred_platform": ("shops mostly on %s", "no preferred platform"),
+    "preferred_channel": ("arrives mostly via %s", "no preferred channel"),
+    "price_tier": ("mostly looks at %s-priced items", "no price tier"),
+    "preferred_daypart": ("most active time of day: %s", "no preferred time of day"),
+}
+_TEXT_PREFIX = "text:"
+_LEVEL_SEPARATOR = "="
 
 
 @dataclass(frozen=True)
 class Explanation:
     """The fitted model's linear part and the training statistics of its assembled feature vector.
 
-    ``feature_names[j]`` names slot ``j`` of the vector: a numeric feature name, or ``text:<hashed index>``;
-    ``text_terms`` maps a text slot (as a string, for JSON) to the tokens that hash to it, most frequent first.
+    ``feature_names[j]`` names slot ``j`` of the vector: a numeric feature name, ``text:<hashed index>``, or
+    ``<categorical column>=<level>`` for a one-hot slot; ``text_terms`` maps a text slot (as a string, for
+    JSON) to the tokens that hash to it, most frequent first.
     """
 
     feature_names: list[str]
@@ -86,18 +110,50 @@ class Explanation:
 
     @property
     def numeric_slots(self) -> int:
-        return sum(1 for name in self.feature_names if not name.startswith("text:"))
+        return sum(1 for name in self.feature_names if _slot_kind(name) == "numeric")
+
+    def categorical_slots(self) -> dict[str, list[int]]:
+        """Categorical column → the slots of its selected levels, in slot order."""
+        groups: dict[str, list[int]] = {}
+        for j, name in enumerate(self.feature_names):
+            if _slot_kind(name) == "categorical":
+                groups.setdefault(name.split(_LEVEL_SEPARATOR, 1)[0], []).append(j)
+        return groups
 
     def term_label(self, slot: int) -> str:
         tokens = self.text_terms.get(str(slot), [])
         return "/".join(tokens[:TOP_TOKENS_PER_REASON]) if tokens else _UNKNOWN_TERM
 
 
-def _stage(model: PipelineModel, kind: type):
-    found = [s for s in model.stages if isinstance(s, kind)]
+def _slot_kind(name: str) -> str:
+    if name.startswith(_TEXT_PREFIX):
+        return "text"
+    return "categorical" if _LEVEL_SEPARATOR in name else "numeric"
+
+
+def _stage(model: PipelineModel, kind: type, output_col: str | None = None):
+    found = [s for s in model.stages if isinstance(s, kind)
+             and (output_col is None or s.getOutputCol() == output_col)]
     if len(found) != 1:
         raise ValueError(f"expected one {kind.__name__} stage in the model, found {len(found)}")
     return found[0]
+
+
+def sparse_block_names(model: PipelineModel) -> list[str]:
+    """Names of the slots of the text + categorical block the selector picks from (see pipeline.SPARSE_BLOCK):
+    ``text:<i>`` for each hashed term, then ``<column>=<level>`` for each one-hot level.
+
+    ``OneHotEncoder(dropLast=True)`` drops the last index, which ``StringIndexer(handleInvalid="keep")``
+    reserves for unseen levels, so a column's slots are exactly its training levels in index order.
+    """
+    hashing: HashingTF = _stage(model, HashingTF)
+    names = [f"{_TEXT_PREFIX}{i}" for i in range(hashing.getNumFeatures())]
+    if CATEGORICAL_FEATURES:
+        indexer: StringIndexerModel = _stage(model, StringIndexerModel)
+        levels = dict(zip(indexer.getInputCols(), indexer.labelsArray, strict=True))
+        for column in CATEGORICAL_FEATURES:
+            names += [f"{column}{_LEVEL_SEPARATOR}{level}" for level in levels[level_column(column)]]
+    return names
 
 
 def training_vocabulary(max_tokens: int) -> Transformation:
@@ -123,16 +179,19 @@ def explain_model(model: PipelineModel, train: DataFrame, max_tokens: int) -> Ex
     Collects the coefficients, two vectors of statistics and at most ``max_tokens`` tokens.
     """
     hashing: HashingTF = _stage(model, HashingTF)
-    selector: ChiSqSelectorModel = _stage(model, ChiSqSelectorModel)
-    assembler: VectorAssembler = _stage(model, VectorAssembler)
+    selector: VectorSlicer = _stage(model, VectorSlicer)
+    assembler: VectorAssembler = _stage(model, VectorAssembler, FEATURES)
     lr: LogisticRegressionModel = _stage(model, LogisticRegressionModel)
+    if selector.getInputCol() != SPARSE_BLOCK:
+        raise ValueError(f"the model's selector reads {selector.getInputCol()}, not {SPARSE_BLOCK}")
     numeric = numeric_feature_names()
     if assembler.getInputCols()[: len(numeric)] != numeric:
         raise ValueError("the model's VectorAssembler does not start with the numeric features")
-    # The selector's output keeps the selected hashed indices in ascending order.
-    selected = sorted(int(i) for i in selector.selectedFeatures)
-    names = numeric + [f"text:{i}" for i in selected]
-    slot_of = {hashed: len(numeric) + k for k, hashed in enumerate(selected)}
+    # The selector's output keeps the selected block indices in ascending order: text terms, then levels.
+    selected = sorted(int(i) for i in selector.getIndices())
+    block = sparse_block_names(model)
+    names = numeric + [block[i] for i in selected]
+    slot_of = {hashed: len(numeric) + k for k, hashed in enumerate(selected) if hashed < hashing.getNumFeatures()}
     text_terms: dict[str, list[str]] = {}
     for row in train.transform(training_vocabulary(max_tokens)).collect():  # at most max_tokens rows
         slot = slot_of.get(hashing.indexOf(row["token"]))
@@ -157,7 +216,7 @@ def top_features(explanation: Explanation, n: int = 20) -> pd.DataFrame:
     """
     table = pd.DataFrame({
         "feature": explanation.feature_names,
-        "tokens": [explanation.term_label(j) if name.startswith("text:") else ""
+        "tokens": [explanation.term_label(j) if _slot_kind(name) == "text" else ""
                    for j, name in enumerate(explanation.feature_names)],
         "coefficient": explanation.coefficients,
         "std": explanation.stds,
@@ -189,6 +248,12 @@ def _describe_numeric(name: str) -> Column:
     return _counted(forms, value.cast("double" if "%.2f" in forms[0] else "long"))
 
 
+def _describe_category(column: str) -> Column:
+    level, missing = _CATEGORY_WORDING.get(column, (f"{column}: %s", f"{column}: none"))
+    value = F.col(column).cast("string")
+    return F.when(value.isNull() | (value == MISSING_LEVEL), F.lit(missing)).otherwise(F.format_string(level, value))
+
+
 def _counted(forms: tuple[str, ...], value: Column) -> Column:
     if len(forms) == 1:
         return F.format_string(forms[0], value)
@@ -204,9 +269,10 @@ def reason_contributions(model: PipelineModel, explanation: Explanation) -> Tran
     largest size first.
 
     Input: ``user_features`` rows (the model's input columns); every input column is kept. ``c`` is
-    ``coef_j * (x_j - mean_j)`` on the log-odds scale for a numeric feature, and the sum over all text
-    terms for the one text group, whose ``text`` names the user's strongest positive terms. The ``c`` of
-    a row add up to its log-odds minus ``intercept + coef · mean``.
+    ``coef_j * (x_j - mean_j)`` on the log-odds scale for a numeric feature, the sum over all text
+    terms for the one text group, whose ``text`` names the user's strongest positive terms, and the sum over
+    a categorical column's selected levels for that column, whose ``text`` names the user's level. The
+    ``c`` of a row add up to its log-odds minus ``intercept + coef · mean``.
     """
     numeric = numeric_feature_names()
     if explanation.feature_names[: len(numeric)] != numeric:
@@ -214,7 +280,12 @@ def reason_contributions(model: PipelineModel, explanation: Explanation) -> Tran
     if any(raw not in _COUNT_WORDING for raw in COUNT_FEATURES):
         raise ValueError("every count feature needs a wording")
     k = len(numeric)
-    text_slots = len(explanation.feature_names) - k
+    kinds = [_slot_kind(name) for name in explanation.feature_names[k:]]
+    text_slots = kinds.count("text")
+    # Selected slots are in block order: all text terms, then the levels (the text group is one slice).
+    if kinds[:text_slots] != ["text"] * text_slots:
+        raise ValueError("the explanation's text slots do not directly follow the numeric features")
+    categorical = explanation.categorical_slots()
     before_lr = PipelineModel(stages=model.stages[:-1])
 
     def transform(rows: DataFrame) -> DataFrame:
@@ -224,8 +295,8 @@ def reason_contributions(model: PipelineModel, explanation: Explanation) -> Tran
             contribution = F.lit(explanation.coefficients[j]) * (x[j] - F.lit(explanation.means[j]))
             reasons.append(F.struct(contribution.alias("c"), _describe_numeric(name).alias("text")))
         if text_slots:
-            coef = F.array(*[F.lit(c) for c in explanation.coefficients[k:]])
-            mean = F.array(*[F.lit(m) for m in explanation.means[k:]])
+            coef = F.array(*[F.lit(c) for c in explanation.coefficients[k:k + text_slots]])
+            mean = F.array(*[F.lit(m) for m in explanation.means[k:k + text_slots]])
             label = F.array(*[F.lit(explanation.term_label(k + i)) for i in range(text_slots)])
             terms = F.transform(
                 F.slice(x, k + 1, text_slots),
@@ -241,6 +312,10 @@ def reason_contributions(model: PipelineModel, explanation: Explanation) -> Tran
             text = F.when(F.size(strongest) > 0, F.concat(F.lit("interested in: "), words)).otherwise(
                 F.lit("few matching interests in searches and viewed items"))
             reasons.append(F.struct(total.alias("c"), text.alias("text")))
+        for column, slots in categorical.items():
+            total = sum((F.lit(explanation.coefficients[j]) * (x[j] - F.lit(explanation.means[j])) for j in slots),
+                        F.lit(0.0))
+            reasons.append(F.struct(total.alias("c"), _describe_category(column).alias("text")))
         ranked = F.array_sort(
             F.filter(F.array(*reasons), lambda r: r["c"] != 0),
             lambda a, b: F.when(F.abs(a["c"]) > F.abs(b["c"]), -1).when(F.abs(a["c"]) < F.abs(b["c"]), 1)

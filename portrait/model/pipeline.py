@@ -2,25 +2,68 @@
 
 Stages:
 
-1. ``SQLTransformer``: numeric features → ``log1p`` (counts and money are heavy-tailed), recency without an
-   order → the lookback length plus a "has ordered" flag.
-2. Text: ``RegexTokenizer → HashingTF(binary) → IDF → ChiSqSelector``. The term frequencies are *binary*, so
-   after IDF every hashed term takes exactly two values (absent, or its IDF weight). ChiSqSelector treats
-   each distinct value as a category, which is then exactly a presence/absence test per term, the
-   chi-square it is meant for, instead of one category per raw count.
-3. ``VectorAssembler`` of numeric and selected text features → ``LogisticRegression`` (standardised,
-   L2/elastic-net regularised; unregularised LR overfits hundreds of weak text features).
+1. ``SQLTransformer``, the numeric branch's imputation and transform. Count and money columns are NOT NULL
+   in the contract except where "nothing happened" is the value, so a missing count is imputed as 0 (not
+   the mean: a user without events has zero events) and every count goes through ``log1p`` (counts and
+   money are heavy-tailed; the log keeps a few bots and big spenders from dominating). Recency without an
+   order is imputed as the lookback length, together with a "has ordered" flag so the model can tell
+   "no order" from "an order 90 days ago". The imputation is a fixed rule, so it is deterministic and the
+   same at fit and scoring time; Spark's ``Imputer`` (mean/median learned from the training rows) would
+   add a fitted statistic and nothing the rule does not already express.
+   Scaling is left to ``LogisticRegression(standardization=True)``: it fits on features divided by their
+   training standard deviation (so the L2/elastic-net penalty treats every feature alike) and reports the
+   coefficients on the original scale, which :mod:`portrait.model.explain` relies on. A separate
+   ``StandardScaler`` stage would be the same transform logged twice.
+2. Categorical branch: each column of :data:`CATEGORICAL_FEATURES` (null read as the level ``(none)``)
+   → ``StringIndexer(handleInvalid="keep", frequencyDesc)`` → ``OneHotEncoder(dropLast=True)``. With
+   ``keep`` a level not seen in training gets the extra last index, which ``dropLast`` turns into the
+   all-zero vector: at scoring, an unseen category adds nothing instead of failing the job. Levels are
+   ordered by training frequency, ties alphabetically, so the slots are deterministic.
+3. Text branch: ``RegexTokenizer → HashingTF(binary) → IDF``. The term frequencies are *binary*, so after
+   IDF every hashed term takes exactly two values (absent, or its IDF weight).
+4. Chi-square selection over the text and categorical block (``VectorAssembler`` of the TF-IDF terms and
+   the one-hot levels → :class:`ChiSquareTopK`, ``model.selected_text_features`` slots). Chi-square needs
+   categorical input, and both blocks are: each slot is a presence/absence indicator (Spark's test treats
+   each distinct value as a category, so a binary-TF IDF column is exactly a 2×2 presence test, where raw
+   counts would give one category per count). Numeric features are not binned into the selector: there
+   are few of them, each carries signal, and the L2 penalty handles them.
+   Not Spark's ``ChiSqSelector``: it ranks by p-value, computed as ``1 - CDF(statistic)``, which is exactly
+   0.0 for every statistic above about 72 (one degree of freedom), and breaks ties by the lowest slot
+   index. On tens of thousands of rows hundreds of hashed terms pass that point, so "the top 300" became
+   the strongest terms plus whichever had the lowest hash buckets. :class:`ChiSquareTopK` runs the same
+   test (``ChiSquareTest``) and ranks by the statistic (scikit-learn's ``SelectKBest`` ranks by score
+   too); with one degree of freedom for every slot that is the p-value order without the underflow.
+   Its fitted form is a plain ``VectorSlicer``, so the logged model holds only built-in Spark stages.
+5. ``VectorAssembler`` of the numeric features and the selected slots → ``LogisticRegression``
+   (standardised, L2/elastic-net regularised: unregularised LR overfits hundreds of weak text features;
+   optional class weights).
 """
 
 from __future__ import annotations
 
-from pyspark.ml import Pipeline
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Pipeline
 from pyspark.ml.classification import LogisticRegression
-from pyspark.ml.feature import IDF, ChiSqSelector, HashingTF, RegexTokenizer, SQLTransformer, VectorAssembler
+from pyspark.ml.feature import (
+    IDF,
+    HashingTF,
+    OneHotEncoder,
+    RegexTokenizer,
+    SQLTransformer,
+    StringIndexer,
+    VectorAssembler,
+    VectorSlicer,
+)
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasOutputCol
+from pyspark.ml.stat import ChiSquareTest
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from portrait.config import ModelConfig
 from portrait.features.behaviour import LOOKBACK_DAYS
 from portrait.model.training import LABEL
+from portrait.schemas import USER_FEATURES
 
 COUNT_FEATURES = (
     "orders_30d", "spend_30d", "orders_90d", "spend_90d",
@@ -28,13 +71,38 @@ COUNT_FEATURES = (
     "views_30d", "searches_30d", "carts_30d", "favs_30d", "buys_30d",
     "active_days_30d", "days_since_first_event", "days_since_last_event",
 )
+# Categorical user_features columns one-hot encoded into the model. A new one is one name here; only
+# names the USER_FEATURES contract has are used, so the list may run ahead of the feature work.
+_CATEGORICAL_CANDIDATES = (
+    "top_category_30d", "preferred_platform", "preferred_channel", "price_tier", "preferred_daypart",
+)
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(
+    name for name in _CATEGORICAL_CANDIDATES if name in USER_FEATURES.schema.fieldNames()
+)
+# The level a null categorical value gets, so "no category" is learned like any other level.
+MISSING_LEVEL = "(none)"
 TEXT_COLUMN = "text_document"
 # Columns a scoring input must have: the logged model's signature.
-MODEL_INPUT_COLUMNS = ("user_id", *COUNT_FEATURES, "days_since_last_order", TEXT_COLUMN)
+MODEL_INPUT_COLUMNS = ("user_id", *COUNT_FEATURES, "days_since_last_order", *CATEGORICAL_FEATURES, TEXT_COLUMN)
 FEATURES = "features"
 PROBABILITY = "probability"
 # Row weight column read by LogisticRegression when model.class_weights is on (fit only; scoring ignores it).
 WEIGHT = "class_weight"
+
+
+def level_column(name: str) -> str:
+    """The cleaned string column the ``StringIndexer`` reads for categorical feature ``name``."""
+    return f"{name}_level"
+
+
+def onehot_column(name: str) -> str:
+    return f"{name}_onehot"
+
+
+# The assembled text + categorical block the selector picks from: the hashed terms first
+# (``model.hashing_features`` slots), then each categorical column's one-hot levels in CATEGORICAL_FEATURES order.
+SPARSE_BLOCK = "sparse_block"
+SELECTED = "sparse_selected"
 
 
 def numeric_feature_names() -> list[str]:
@@ -48,7 +116,52 @@ def _numeric_statement() -> str:
     )
     flag = "CASE WHEN days_since_last_order IS NULL THEN 0.0 ELSE 1.0 END AS has_ordered_90d"
     text = f"coalesce({TEXT_COLUMN}, '') AS text_clean"
-    return "SELECT *, " + ", ".join([*logs, recency, flag, text]) + " FROM __THIS__"
+    levels = [f"coalesce(cast({name} as string), '{MISSING_LEVEL}') AS {level_column(name)}"
+              for name in CATEGORICAL_FEATURES]
+    return "SELECT *, " + ", ".join([*logs, recency, flag, text, *levels]) + " FROM __THIS__"
+
+
+def _categorical_stages() -> list:
+    if not CATEGORICAL_FEATURES:
+        return []
+    return [
+        StringIndexer(inputCols=[level_column(c) for c in CATEGORICAL_FEATURES],
+                      outputCols=[f"{c}_index" for c in CATEGORICAL_FEATURES],
+                      handleInvalid="keep", stringOrderType="frequencyDesc"),
+        OneHotEncoder(inputCols=[f"{c}_index" for c in CATEGORICAL_FEATURES],
+                      outputCols=[onehot_column(c) for c in CATEGORICAL_FEATURES], dropLast=True),
+    ]
+
+
+class ChiSquareTopK(Estimator, HasFeaturesCol, HasLabelCol, HasOutputCol):
+    """Keep the ``numTopFeatures`` slots of ``featuresCol`` with the largest chi-square statistic against
+    ``labelCol`` (ties: lower slot first); fits to a ``VectorSlicer`` with those slots in ascending order.
+
+    Each slot's distinct values are its categories (Pearson's test of independence, ``ChiSquareTest``).
+    Ranking by the statistic, not the p-value, is the point: see the module docstring. Only the selected
+    indices (at most ``numTopFeatures``) reach the driver.
+    """
+
+    numTopFeatures = Param(Params._dummy(), "numTopFeatures", "number of slots to keep",
+                           typeConverter=TypeConverters.toInt)
+
+    @keyword_only
+    def __init__(self, *, featuresCol: str = "features", labelCol: str = "label", outputCol: str = "selected",
+                 numTopFeatures: int = 50) -> None:
+        super().__init__()
+        self._setDefault(numTopFeatures=50)
+        self._set(**self._input_kwargs)
+
+    def getNumTopFeatures(self) -> int:
+        return self.getOrDefault(self.numTopFeatures)
+
+    def _fit(self, dataset: DataFrame) -> VectorSlicer:
+        features, label = self.getFeaturesCol(), self.getLabelCol()
+        tests = ChiSquareTest.test(dataset.select(features, label), features, label, flatten=True)
+        top = (tests.orderBy(F.col("statistic").desc(), F.col("featureIndex"))
+               .limit(self.getNumTopFeatures()).select("featureIndex").collect())
+        indices = sorted(int(row["featureIndex"]) for row in top)
+        return VectorSlicer(inputCol=features, outputCol=self.getOutputCol(), indices=indices)
 
 
 def build_pipeline(settings: ModelConfig) -> Pipeline:
@@ -62,9 +175,12 @@ def build_pipeline(settings: ModelConfig) -> Pipeline:
         HashingTF(inputCol="text_tokens", outputCol="text_tf", numFeatures=settings.hashing_features,
                   binary=True),
         IDF(inputCol="text_tf", outputCol="text_tfidf", minDocFreq=settings.idf_min_doc_freq),
-        ChiSqSelector(featuresCol="text_tfidf", outputCol="text_selected", labelCol=LABEL,
+        *_categorical_stages(),
+        VectorAssembler(inputCols=["text_tfidf", *[onehot_column(c) for c in CATEGORICAL_FEATURES]],
+                        outputCol=SPARSE_BLOCK),
+        ChiSquareTopK(featuresCol=SPARSE_BLOCK, outputCol=SELECTED, labelCol=LABEL,
                       numTopFeatures=settings.selected_text_features),
-        VectorAssembler(inputCols=[*numeric_feature_names(), "text_selected"], outputCol=FEATURES),
+        VectorAssembler(inputCols=[*numeric_feature_names(), SELECTED], outputCol=FEATURES),
         LogisticRegression(featuresCol=FEATURES, labelCol=LABEL, probabilityCol=PROBABILITY,
                            regParam=settings.reg_param, elasticNetParam=settings.elastic_net_param,
                            maxIter=settings.max_iter, standardization=True, **weighting),

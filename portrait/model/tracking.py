@@ -51,11 +51,33 @@ def use_experiment(cfg: Config) -> str:
         db_path = Path(uri.removeprefix("sqlite:///"))
         db_path.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(cfg.mlflow.experiment)
+    try:
+        experiment = mlflow.get_experiment_by_name(cfg.mlflow.experiment)
+    except MlflowException as exc:
+        _raise_if_unreachable(exc, uri)
+        raise
     if experiment is not None:
         return experiment.experiment_id
     return mlflow.create_experiment(cfg.mlflow.experiment,
                                     artifact_location=_artifact_uri(cfg.mlflow.artifact_location))
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow tracking server cannot be reached; the job stops before publishing anything."""
+
+
+_UNREACHABLE = ("Max retries exceeded", "Connection refused", "Failed to establish a new connection",
+                "Name or service not known", "timed out", "ConnectTimeout", "RemoteDisconnected")
+
+
+def _raise_if_unreachable(exc: BaseException, uri: str) -> None:
+    text = str(exc)
+    if any(marker in text for marker in _UNREACHABLE):
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {uri} (mlflow.tracking_uri) is unreachable: "
+            f"{text.splitlines()[0][:200]}. Nothing was published by this step; check the server is up and "
+            "reachable from this machine (MLFLOW_HTTP_REQUEST_MAX_RETRIES / _TIMEOUT bound the wait), then re-run."
+        ) from None
 
 
 def _log_evaluation(report: EvaluationReport) -> None:
@@ -96,6 +118,8 @@ def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFr
     experiment_id = use_experiment(cfg)
     example_rows = example_features.select(*MODEL_INPUT_COLUMNS).limit(_INPUT_EXAMPLE_ROWS)
     example = example_rows.toPandas()
+    # MLflow artifacts are readable by everyone with access to the experiment: no raw person id goes there.
+    example["user_id"] = [f"example-{i}" for i in range(len(example))]
     # Integer features may be null (e.g. no order yet); as doubles the signature accepts the missing values.
     example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
     # The pyfunc flavour of a Spark model returns its "prediction" column; the signature says so.
@@ -222,4 +246,56 @@ def log_monitoring(cfg: Config, day, rows: list[tuple]) -> str:
             metrics[key[:250]] = float(value)
         mlflow.log_metrics(metrics)
         mlflow.log_metric("breaches", float(sum(1 for row in rows if row[5])))
+        return run.info.run_id
+
+
+RETRAIN_TAG = "portrait.retrain_required"
+ERASURE_TAG = "portrait.erasure_requests"
+
+
+def mark_for_retraining(cfg: Config, model_names: list[str], feature_dates: set[str], request_id: str) -> list[str]:
+    """Tag every registered version of ``model_names`` trained on a feature date in ``feature_dates``.
+
+    A version's training snapshot dates are its run's ``snapshot_dates`` parameter; the erased persons had
+    feature rows on ``feature_dates`` (ISO dates), so those versions learnt from their data. The tags
+    ``portrait.retrain_required=true`` and ``portrait.erasure_requests`` (request ids, comma-separated) say
+    so in the registry; the next training run replaces them (docs/SECURITY.md). A version whose run has no
+    ``snapshot_dates`` is marked too (unknown data: assume it). Returns the marked ``name/version``s.
+
+    Raises :class:`TrackingUnavailableError` when the tracking server cannot be reached.
+    """
+    use_experiment(cfg)
+    client = mlflow.MlflowClient()
+    marked = []
+    try:
+        for name in model_names:
+            for version in client.search_model_versions(f"name = '{name}'"):
+                dates = client.get_run(version.run_id).data.params.get("snapshot_dates") if version.run_id else None
+                if dates is not None and not feature_dates & set(dates.split(",")):
+                    continue
+                earlier = (version.tags or {}).get(ERASURE_TAG)
+                requests = ",".join(r for r in (earlier, request_id) if r)
+                client.set_model_version_tag(name, version.version, RETRAIN_TAG, "true")
+                client.set_model_version_tag(name, version.version, ERASURE_TAG, requests[-5000:])
+                marked.append(f"{name}/{version.version}")
+    except MlflowException as exc:
+        _raise_if_unreachable(exc, cfg.mlflow.tracking_uri)
+        raise
+    return sorted(marked, key=lambda v: (v.split("/")[0], int(v.split("/")[1])))
+
+
+def versions_to_retrain(cfg: Config, model_name: str) -> list[str]:
+    """Registered versions of ``model_name`` tagged for retraining after an erasure."""
+    use_experiment(cfg)
+    versions = mlflow.MlflowClient().search_model_versions(f"name = '{model_name}'")
+    return sorted((str(v.version) for v in versions if (v.tags or {}).get(RETRAIN_TAG) == "true"), key=int)
+
+
+def log_report(cfg: Config, day, report_path: str | Path, metrics: dict[str, float]) -> str:
+    """Log a day's HTML portrait report (artifact ``report/``) and its headline numbers as one MLflow run."""
+    experiment_id = use_experiment(cfg)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"report-{day}") as run:
+        mlflow.set_tags({"portrait.job": "report", "portrait.date": str(day)})
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifact(str(report_path), artifact_path="report")
         return run.info.run_id

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pyspark.ml import PipelineModel
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
-from pyspark.ml.feature import ChiSqSelector
 from pyspark.ml.tuning import CrossValidator, ParamGridBuilder, TrainValidationSplit
 from pyspark.sql import DataFrame
 
 from portrait.config import ModelConfig
-from portrait.model.pipeline import build_pipeline
+from portrait.model.pipeline import ChiSquareTopK, build_pipeline
 from portrait.model.training import LABEL
 
 
@@ -41,7 +40,7 @@ def tune(settings: ModelConfig, train: DataFrame) -> TuningResult:
     pipeline = build_pipeline(settings)
     stages = pipeline.getStages()
     lr = next(s for s in stages if isinstance(s, LogisticRegression))
-    selector = next(s for s in stages if isinstance(s, ChiSqSelector))
+    selector = next(s for s in stages if isinstance(s, ChiSquareTopK))
     named = {"reg_param": lr.regParam, "elastic_net_param": lr.elasticNetParam,
              "selected_text_features": selector.numTopFeatures}
     grid = (

@@ -1,4 +1,4 @@
-"""Assemble ``user_portrait`` rows from scored features: segments, lifecycle, deciles and tags.
+"""Assemble ``user_portrait`` rows from scored features: RFM segments, deciles and tags (lifecycle is a feature).
 
 Population-relative scores (RFM quintiles, propensity deciles) need cut points over all users of the
 date. They are computed with ``approxQuantile`` (a handful of numbers reach the driver) and passed in, so
@@ -8,20 +8,19 @@ the assembly itself is a plain row-wise transformation with no global sort or si
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from portrait.config import TagDefinition
 from portrait.features.behaviour import Transformation
 from portrait.model.scoring import SCORE
+from portrait.publish.tags import apply_tags
 from portrait.schemas import USER_PORTRAIT
 
 QUANTILE_RELATIVE_ERROR = 0.001
-NEW_USER_MAX_TENURE_DAYS = 13
-ACTIVE_MAX_IDLE_DAYS = 7
-SLEEPING_MAX_IDLE_DAYS = 30
-HIGH_PROPENSITY_MIN_DECILE = 9
 REASON_CODES = "reason_codes"
 
 # Classic RFM segments from the R and F scores, first matching rule wins; every (R, F) pair is covered.
@@ -73,11 +72,13 @@ def _rfm_segment() -> Column:
     return segment
 
 
-def assemble_portrait(day: dt.date, cuts: CutPoints, model_name: str, model_run_id: str) -> Transformation:
+def assemble_portrait(day: dt.date, cuts: CutPoints, model_name: str, model_run_id: str,
+                      tags: Sequence[TagDefinition] = ()) -> Transformation:
     """Scored ``user_features`` rows of ``day`` → ``user_portrait`` rows (the contract's columns).
 
     ``reason_codes`` are taken from the scored rows when they have that column (see
-    :func:`portrait.model.explain.reason_codes`), else every row gets an empty list.
+    :func:`portrait.model.explain.reason_codes`), else every row gets an empty list. ``tags`` is the tag
+    registry (``cfg.tags``): its live tags fill the ``tags`` column (none given: every row gets an empty list).
     """
 
     def transform(scored: DataFrame) -> DataFrame:
@@ -94,30 +95,16 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, model_name: str, model_run_
             .withColumn("monetary_score",
                         F.when(has_ordered, rank_against("spend_90d", cuts.monetary)).otherwise(1))
             .withColumn("rfm_segment", F.when(has_ordered, _rfm_segment()).otherwise(NO_PURCHASE_SEGMENT))
-            .withColumn(
-                "lifecycle_stage",
-                F.when(F.col("days_since_first_event") <= NEW_USER_MAX_TENURE_DAYS, "new")
-                .when(F.col("days_since_last_event") <= ACTIVE_MAX_IDLE_DAYS, "active")
-                .when(F.col("days_since_last_event") <= SLEEPING_MAX_IDLE_DAYS, "sleeping")
-                .otherwise("churned"),
-            )
             .withColumn("propensity_decile", rank_against(SCORE, cuts.propensity))
         )
-        tag_rules = [
-            F.concat(F.lit("lifecycle_"), F.col("lifecycle_stage")),
-            F.concat(F.lit("rfm_"), F.col("rfm_segment")),
-            F.when(F.col("propensity_decile") >= HIGH_PROPENSITY_MIN_DECILE, F.lit("high_propensity")),
-            F.when((F.col("carts_7d") > 0) & (F.col("buys_7d") == 0), F.lit("cart_abandoner")),
-            F.when(has_ordered & (F.col("monetary_score") == 5), F.lit("high_value")),
-        ]
         return (
-            with_scores.withColumn("tags", F.filter(F.array(*tag_rules), lambda tag: tag.isNotNull()))
-            .withColumn("top_category", F.col("top_category_30d"))
+            with_scores.withColumn("top_category", F.col("top_category_30d"))
             .withColumn("model_name", F.lit(model_name))
             .withColumn("model_run_id", F.lit(model_run_id))
             .withColumn("feature_dt", F.col("dt"))
             .withColumn("dt", F.lit(day).cast("date"))
             .withColumn(REASON_CODES, reasons)
+            .transform(apply_tags(tags))  # live tags of the registry, over feature and portrait columns
             .select(*[F.col(f.name).cast(f.dataType) for f in USER_PORTRAIT.schema.fields])
         )
 

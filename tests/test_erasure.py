@@ -1,0 +1,308 @@
+"""Erasure: a forgotten person (and every id stitched to it) is gone from every table, then from time travel.
+
+The end-to-end part runs the real stages on a tiny generated shop (150 users x 20 days): identity graph,
+features, a registered model, a portrait, quarantine rows, then `run_forget`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import mlflow
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from portrait import erasure, io, pipeline, privacy
+from portrait.model import tracking
+from portrait.schemas import (
+    ALL_TABLES,
+    ERASURE_REQUESTS,
+    IDENTITY_GRAPH,
+    PERSON_ID_COLUMNS,
+    QUARANTINE,
+    USER_FEATURES,
+    USER_PORTRAIT,
+    TableContract,
+    _col,
+)
+from tests.conftest import make_config
+from tests.privacy_helpers import contract_rows
+
+KEY = "erasure-test-key-0123456789abcdef"
+RUN_DATE = dt.date(2026, 11, 20)
+
+
+# ------------------------------------------------------------------------------------------ pure parts
+
+
+def test_ids_are_stripped_deduplicated_and_checked():
+    assert erasure.normalise_ids([" u1 ", "u2", "u1", ""]) == ["u1", "u2"]
+    with pytest.raises(erasure.ErasureInputError, match=r"--user: no id to erase"):
+        erasure.normalise_ids(["", "  "])
+    with pytest.raises(erasure.ErasureInputError, match=r"value 2: the id contains control characters"):
+        erasure.normalise_ids(["u1", "u2\nu3"])
+    with pytest.raises(erasure.ErasureInputError, match=r"value 1: the id is 300 characters long"):
+        erasure.normalise_ids(["x" * 300])
+
+
+def test_request_file_skips_comments_and_blank_lines():
+    assert erasure.ids_from_lines("# request 17\nu1\n\n  u2  \nu1\n", "--file ids.txt") == ["u1", "u2"]
+    with pytest.raises(erasure.ErasureInputError, match=r"--file ids.txt: no id"):
+        erasure.ids_from_lines("# nothing\n\n", "--file ids.txt")
+
+
+def test_every_contract_declares_its_personal_columns():
+    """A new table with a person id under another name must say so (person_columns), or erasure misses it."""
+    for contract in ALL_TABLES.values():
+        for field in contract.schema.fields:
+            personal_name = any(word in field.name for word in ("user", "person", "anonymous", "customer"))
+            if personal_name and field.dataType == T.StringType():
+                assert field.name in contract.id_columns + contract.person_key_columns, (
+                    f"{contract.name}.{field.name} is not erased")
+    assert IDENTITY_GRAPH.id_columns == ("id", "person_id")
+    assert USER_PORTRAIT.id_columns == ("user_id",)
+    assert QUARANTINE.person_text_columns == ("raw_row", "detail")
+    assert ERASURE_REQUESTS.id_columns == () and ERASURE_REQUESTS.person_key_columns == ()
+    assert set(PERSON_ID_COLUMNS) == {"user_id", "anonymous_id", "person_id"}
+
+
+BI_LIKE = TableContract(
+    name="bi_like",
+    description="A BI-facing test table.",
+    schema=T.StructType([_col("person_key", T.StringType(), "HMAC."), _col("segment", T.StringType(), "s")]),
+    bi_facing=True,
+)
+
+
+def test_conditions_match_ids_person_keys_and_whole_tokens_of_free_text(spark):
+    key = KEY.encode()
+    pk = privacy.person_key_of("u1", key)
+    bi = spark.createDataFrame([(pk, "a"), (privacy.person_key_of("u10", key), "a")], BI_LIKE.schema)
+    assert bi.where(erasure.erasure_condition(BI_LIKE, ["u1"], [pk])).collect() == [(pk, "a")]
+    raw = spark.createDataFrame(
+        [("q1", "u1,77,3,pv,1511544070"), ("q2", "u10,77,3,pv,1511544070"), ("q3", '{"uid": "u1", "x": 2}'),
+         ("q4", "99,u1x,pv"), ("q5", "a b|c"), ("q6", "id=a b")],
+        "quarantine_id string, raw_row string")
+    matched = raw.where(erasure.text_mentions("raw_row", ["u1", "a b"])).select("quarantine_id")
+    # u1 as a whole token only (not u10, not u1x); an id with a space is matched as a substring.
+    assert sorted(r[0] for r in matched.collect()) == ["q1", "q3", "q5", "q6"]
+
+
+def test_an_injection_attempt_is_only_a_value(spark):
+    frame = spark.createDataFrame([("x' OR '1'='1",), ("u1",), ("u2",)], "user_id string")
+    condition = erasure.erasure_condition(USER_FEATURES, ["x' OR '1'='1"], [])
+    assert [r[0] for r in frame.where(condition).collect()] == ["x' OR '1'='1"]
+
+
+def test_stitched_ids_expand_to_the_whole_person(spark):
+    graph = spark.createDataFrame(
+        [("u1", "user", "u1", 2, 1), ("u5", "user", "u1", 2, 1), ("d1", "anonymous", "u1", 2, 1),
+         ("u2", "user", "u2", 1, 1), ("d2", "anonymous", "u2", 1, 1)], IDENTITY_GRAPH.schema)
+    expanded = sorted(r[0] for r in erasure.stitched_ids(graph, ["u5"]).collect())
+    assert expanded == ["d1", "u1", "u5"]
+    assert sorted(r[0] for r in erasure.stitched_ids(graph, ["d2", "zz"]).collect()) == ["d2", "u2", "zz"]
+
+
+def test_report_names_tables_and_counts_but_no_id():
+    report = erasure.ErasureReport("forget-1", 1, 3, ["ab" * 32], "f" * 16, {"clickstream": 12, "orders": 0},
+                                   ["purchase_propensity/1"], ["clickstream"], 0, ["users"])
+    text = report.render()
+    assert "clickstream" in text and "12" in text and "purchase_propensity/1" in text
+    assert "users" in text and "retention 0 h" in text and "ab" * 32 not in text
+
+
+# ---------------------------------------------------------------------------------------- end to end
+
+
+def _mentions(frame, contract, ids):
+    """Rows of a stored table holding one of ``ids`` in a personal column, its text, or as a person key."""
+    keys = [privacy.person_key_of(i, KEY.encode()) for i in ids]
+    return frame.where(erasure.erasure_condition(contract, ids, keys))
+
+
+def _all_string_columns_mention(frame, ids):
+    """Rows where ANY string column (not only the declared ones) equals one of ``ids``."""
+    strings = [f.name for f in frame.schema.fields if isinstance(f.dataType, T.StringType)]
+    condition = F.lit(False)
+    for name in strings:
+        condition = condition | F.coalesce(F.col(name).isin(*ids), F.lit(False))
+    return frame.where(condition)
+
+
+def _register_version(cfg, snapshot_dates: list[dt.date]) -> str:
+    """A registered model version whose training run used ``snapshot_dates`` (no model files are needed)."""
+    experiment_id = tracking.use_experiment(cfg)
+    client = mlflow.MlflowClient()
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_param("snapshot_dates", ",".join(d.isoformat() for d in snapshot_dates))
+    if not client.search_registered_models(f"name = '{cfg.model.name}'"):
+        client.create_registered_model(cfg.model.name)
+    return str(client.create_model_version(cfg.model.name, f"runs:/{run.info.run_id}/model", run.info.run_id).version)
+
+
+# Values that satisfy the CHECK constraints of tables written with default values below.
+CHECK_VALUES = {"portrait_changes": {"change_kind": "new_user", "previous_dt": RUN_DATE - dt.timedelta(days=1)},
+                "identity_merge_log": {"action": "merged"}}
+
+
+@pytest.fixture(scope="module")
+def shop(spark, tmp_path_factory):
+    """A tiny generated shop with its identity graph, plus rows of two persons in every other personal table.
+
+    Input tables and the identity graph come from the real stages; the derived tables (features, rollups,
+    portrait, changes, BI tables, and any personal table added later) get rows built from their contracts,
+    so the erasure test covers every table whatever its columns are.
+    """
+    mp = pytest.MonkeyPatch()
+    mp.setenv(privacy.PSEUDONYM_KEY_ENV, KEY)
+    cfg = make_config(tmp_path_factory.mktemp("erasure"), PRIVACY__MIN_GROUP_SIZE="1")
+    pipeline.run_generate(spark, cfg, end_date=RUN_DATE, users=150, days=20)
+    pipeline.run_identity(spark, cfg)
+    graph = io.read_table(spark, cfg, IDENTITY_GRAPH)
+    # A person with a stitched device: erase it by its user id, its device id must go too.
+    person = graph.where(F.col("id_type") == "anonymous").orderBy("person_id").first()["person_id"]
+    linked = sorted(r["id"] for r in graph.where(F.col("person_id") == person).collect())
+    other = graph.where((F.col("person_id") != person) & (F.col("id_type") == "user")).orderBy("id").first()["id"]
+    snapshot = RUN_DATE - dt.timedelta(days=7)
+    for contract in erasure.personal_tables(ALL_TABLES.values()):
+        if contract.bi_facing or not hasattr(cfg.tables, contract.name):
+            continue
+        if io.table_exists(spark, io.table_ref(cfg, contract)):
+            continue
+        day = snapshot if contract.name == USER_FEATURES.name else RUN_DATE
+        overrides = {"dt": day, **CHECK_VALUES.get(contract.name, {})}
+        if contract.name == QUARANTINE.name:
+            overrides = {}
+        rows = contract_rows(spark, contract, [person, other, f"{person}0"], day,
+                             **{k: v for k, v in overrides.items() if k in contract.columns})
+        if contract.name == QUARANTINE.name:  # distinct keys; one row only shares a prefix with the person
+            rows = rows.withColumn("quarantine_id", F.col("raw_row"))
+        elif contract.partition_by == ("dt",):
+            rows = rows.withColumn("dt", F.lit(day))
+        io.overwrite_table(spark, cfg, contract, rows)
+    _publish_bi_tables(spark, cfg)
+    trained_on_person = _register_version(cfg, [snapshot - dt.timedelta(days=7), snapshot])
+    trained_before = _register_version(cfg, [RUN_DATE - dt.timedelta(days=60)])
+    versions = {c.name: io.table_version(spark, cfg, c) for c in ALL_TABLES.values()
+                if hasattr(cfg.tables, c.name) and io.table_version(spark, cfg, c) is not None}
+    yield cfg, person, linked, other, (trained_on_person, trained_before), versions
+    mp.undo()
+
+
+def _publish_bi_tables(spark, cfg):
+    """portrait_latest and segment_daily from the portrait, with the BI transformations of portrait.publish.bi."""
+    from portrait.publish import bi
+    from portrait.schemas import PORTRAIT_LATEST, SEGMENT_DAILY
+
+    portrait = io.read_table(spark, cfg, USER_PORTRAIT)
+    latest = portrait.transform(bi.newest_per_user).transform(bi.pseudonymised(privacy.pseudonym_key()))
+    io.overwrite_table(spark, cfg, PORTRAIT_LATEST, latest)
+    segments = (portrait.transform(bi.with_feature_values(io.read_table(spark, cfg, USER_FEATURES)))
+                .transform(bi.segment_daily(cfg.privacy.min_group_size)))
+    io.overwrite_table(spark, cfg, SEGMENT_DAILY, segments)
+
+
+def _as_tokens(frame):
+    """Every value of every column of ``frame`` (nested ones too) as one array of text tokens per row."""
+    text = F.to_json(F.struct(*[F.col(c) for c in frame.columns]))
+    return frame.select(F.split(text, erasure.TOKEN_SEPARATOR).alias("tokens"))
+
+
+@pytest.mark.slow
+def test_bi_tables_carry_no_raw_id_in_any_column(spark, shop):
+    cfg = shop[0]
+    bi_tables = [c for c in ALL_TABLES.values() if c.bi_facing]
+    assert bi_tables, "no contract is flagged bi_facing: nothing would be scanned"
+    raw_ids = (io.read_table(spark, cfg, IDENTITY_GRAPH).select("id")
+               .unionByName(io.read_table(spark, cfg, USER_PORTRAIT).select(F.col("user_id").alias("id")))
+               .distinct())
+    assert raw_ids.count() >= 150
+    scanned = 0
+    for contract in bi_tables:
+        assert not contract.id_columns and not contract.person_text_columns, contract.name
+        ref = io.table_ref(cfg, contract)
+        if not io.table_exists(spark, ref):
+            continue
+        stored = io.read_stored(spark, ref)
+        assert stored.count() > 0, contract.name
+        tokens = _as_tokens(stored).select(F.explode("tokens").alias("id"))
+        hits = tokens.join(raw_ids, on="id", how="inner")
+        assert hits.count() == 0, f"{contract.name} holds raw ids: {hits.limit(5).collect()}"
+        scanned += 1
+    assert scanned >= 1
+    # The scan is able to fail: the same check finds the ids of the restricted portrait.
+    portrait_tokens = _as_tokens(io.read_table(spark, cfg, USER_PORTRAIT)).select(F.explode("tokens").alias("id"))
+    assert portrait_tokens.join(raw_ids, on="id", how="inner").count() > 0
+
+
+def _personal_tables_present(spark, cfg):
+    return [c for c in erasure.personal_tables(ALL_TABLES.values())
+            if hasattr(cfg.tables, c.name) and io.table_exists(spark, io.table_ref(cfg, c))]
+
+
+@pytest.mark.slow
+def test_forget_removes_the_person_everywhere_then_vacuum_removes_time_travel(spark, shop, monkeypatch):
+    cfg, person, linked, other, (trained_on_person, trained_before), versions = shop
+    monkeypatch.setenv(privacy.PSEUDONYM_KEY_ENV, KEY)
+    assert len(linked) >= 2 and person in linked  # the person's user id and at least one device id
+    tables = _personal_tables_present(spark, cfg)
+    names = {c.name for c in tables}
+    assert {"clickstream", "orders", "users", "user_features", "user_portrait", "identity_graph",
+            "quarantine", "portrait_latest"} <= names
+    before = {c.name: io.read_stored(spark, io.table_ref(cfg, c)).count() for c in tables}
+    present = {c.name: _mentions(io.read_stored(spark, io.table_ref(cfg, c)), c, linked).count() for c in tables}
+    assert present["clickstream"] > 0 and present["user_features"] > 0 and present["quarantine"] == 1
+    assert present["identity_graph"] == len(linked)
+    other_rows = {c.name: _mentions(io.read_stored(spark, io.table_ref(cfg, c)), c, [other]).count() for c in tables}
+
+    report = pipeline.run_forget(spark, cfg, [person], vacuum=False)
+
+    assert report.ids_erased == len(linked)
+    assert report.rows_deleted == {name: count for name, count in present.items()}
+    for contract in tables:
+        current = io.read_stored(spark, io.table_ref(cfg, contract))
+        assert _mentions(current, contract, linked).count() == 0, contract.name
+        assert _all_string_columns_mention(current, linked).count() == 0, contract.name
+        assert current.count() == before[contract.name] - present[contract.name], contract.name
+        assert _mentions(current, contract, [other]).count() == other_rows[contract.name], contract.name
+    # The quarantined row of user "<person>0" shares a prefix only: it stays.
+    assert io.read_table(spark, cfg, QUARANTINE).count() == 2
+    # Old versions still hold the person until VACUUM removes their files.
+    old = io.read_stored(spark, io.table_ref(cfg, USER_FEATURES), version=versions["user_features"])
+    assert _mentions(old, USER_FEATURES, linked).count() > 0
+
+    # MLflow: the version trained on the person's features is tagged for retraining, the other one is not.
+    assert report.models_marked == [f"{cfg.model.name}/{trained_on_person}"]
+    mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+    tags = mlflow.MlflowClient().get_model_version(cfg.model.name, trained_on_person).tags
+    assert tags[tracking.RETRAIN_TAG] == "true" and report.request_id in tags[tracking.ERASURE_TAG]
+    assert tracking.versions_to_retrain(cfg, cfg.model.name) == [trained_on_person]
+    assert trained_before != trained_on_person
+
+    # The audit row: the person's HMAC key and counts, no raw id anywhere.
+    (audit,) = io.read_table(spark, cfg, ERASURE_REQUESTS).collect()
+    assert audit["person_keys"] == [privacy.person_key_of(person, KEY.encode())]
+    assert audit["rows_deleted"]["clickstream"] == present["clickstream"] and not audit["vacuumed"]
+    assert not any(i in str(audit.asDict()) for i in linked)
+
+    # VACUUM with zero retention: the old versions' files are gone, time travel cannot show the person.
+    zero = make_config(Path(cfg.lakehouse.path).parent, PRIVACY__VACUUM_RETENTION_HOURS="0")
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    assert spark.conf.get(check, None) is None
+    again = pipeline.run_forget(spark, zero, [person], vacuum=True)
+    assert again.total_rows == 0 and set(again.vacuumed) >= {c.name for c in tables}
+    assert spark.conf.get(check, None) is None  # the safety check is back on after the call
+    for contract in tables:
+        old_version = versions.get(contract.name)
+        if old_version is None:
+            continue
+        try:
+            leftover = _mentions(io.read_stored(spark, io.table_ref(zero, contract), version=old_version),
+                                 contract, linked).count()
+        except Exception as exc:  # the version's files were vacuumed: time travel refuses to read it
+            assert "FileNotFound" in str(exc) or "does not exist" in str(exc) or "DELTA_" in str(exc), exc
+            continue
+        assert leftover == 0, f"{contract.name} version {old_version} still shows the person"
+    assert io.read_table(spark, zero, ERASURE_REQUESTS).count() == 2

@@ -66,7 +66,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--table", default="clickstream", choices=("clickstream",),
                         help="target table: clickstream (orders are derived from purchase events)")
     jobs.add_parser("identity", parents=[common], help="rebuild the identity graph from clickstream")
-    daily = jobs.add_parser("daily", parents=[common], help="features → train → portrait for --date")
+    daily = jobs.add_parser("daily", parents=[common],
+                            help="features → (train when needed: model.daily_training) → score → monitor for --date")
     daily.add_argument("--no-generate", action="store_true",
                        help="fail instead of generating synthetic data when input tables are missing")
     jobs.add_parser("monitor", parents=[common],

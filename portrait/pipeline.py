@@ -189,7 +189,7 @@ def _inputs(spark: SparkSession, cfg: Config) -> dict[str, DataFrame | None]:
         "clickstream": _stitched(spark, cfg, CLICKSTREAM),
         "orders": _stitched(spark, cfg, ORDERS),
         "items": _optional(spark, cfg, ITEMS),
-        "reviews": _optional(spark, cfg, REVIEWS),
+        "reviews": _stitched(spark, cfg, REVIEWS) if io.table_exists(spark, io.table_ref(cfg, REVIEWS)) else None,
     }
 
 
@@ -635,11 +635,13 @@ def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> DataFr
     day, versions = run["run_date"], dict(run["input_versions"])
     clickstream, orders = (_input_frame(spark, cfg, c, versions) for c in (CLICKSTREAM, ORDERS))
     identity = _input_frame(spark, cfg, IDENTITY_GRAPH, versions)
+    reviews = _input_frame(spark, cfg, REVIEWS, versions)
     if identity is not None and cfg.identity.enabled:
         clickstream, orders = (f.transform(stitch_person_id(identity)) for f in (clickstream, orders))
+        reviews = None if reviews is None else reviews.transform(stitch_person_id(identity))
     recomputed = build_user_features(day, cfg.features, clickstream=clickstream, orders=orders,
                                      items=_input_frame(spark, cfg, ITEMS, versions),
-                                     reviews=_input_frame(spark, cfg, REVIEWS, versions))
+                                     reviews=reviews)
     published = io.read_table(spark, cfg, USER_FEATURES, version=run["output_versions"][USER_FEATURES.name]).where(
         F.col("dt") == F.lit(day).cast("date"))
     if not (recomputed.exceptAll(published).isEmpty() and published.exceptAll(recomputed).isEmpty()):
@@ -847,7 +849,7 @@ def run_forget(spark: SparkSession, cfg: Config, ids: list[str], vacuum: bool = 
 
     from portrait import erasure, privacy
     from portrait.model import tracking
-    from portrait.schemas import ALL_TABLES, ERASURE_REQUESTS, IDENTITY_GRAPH
+    from portrait.schemas import ALL_TABLES, ERASURE_REQUESTS, IDENTITY_GRAPH, IDENTITY_MERGE_LOG
 
     started = now or dt.datetime.now(dt.timezone.utc)
     ids = erasure.normalise_ids(ids)
@@ -864,6 +866,8 @@ def run_forget(spark: SparkSession, cfg: Config, ids: list[str], vacuum: bool = 
         person_keys = sorted({privacy.person_key_of(i, key) for i in erased_ids for key in keys})
     tables = [c for c in erasure.personal_tables(ALL_TABLES.values())
               if c.name != ERASURE_REQUESTS.name and hasattr(cfg.tables, c.name)]
+    # The identity tables go last: a re-run after a crash must still find the stitched ids to expand.
+    tables.sort(key=lambda c: c.name in (IDENTITY_GRAPH.name, IDENTITY_MERGE_LOG.name))
     with _Stage("forget: models to retrain"):
         features_ref = io.table_ref(cfg, USER_FEATURES)
         feature_dates: set[str] = set()
@@ -904,10 +908,6 @@ def run_forget(spark: SparkSession, cfg: Config, ids: list[str], vacuum: bool = 
 
 class AudienceError(ValueError):
     """An audience cannot be exported: no portrait of the date, an unknown tag, or too few persons."""
-
-
-def _portrait_of(spark: SparkSession, cfg: Config, day: dt.date) -> DataFrame:
-    return io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(day).cast("date"))
 
 
 def _segment_noise_seed(cfg: Config, day: dt.date) -> int:

@@ -423,7 +423,7 @@ JOB_RUNS = TableContract(
     schema=T.StructType(
         [
             _col("run_id", T.StringType(), "Id of this job run.", False),
-            _col("job", T.StringType(), "Job name: generate, features, train, score, daily, ingest, backfill.", False),
+            _col("job", T.StringType(), "Job name: daily (also per backfill date), features, score, monitor.", False),
             _col("run_date", T.DateType(), "The --date the job ran for.", False),
             _col("status", T.StringType(), "succeeded or failed.", False),
             _col("started_at", T.TimestampType(), "Start (UTC instant).", False),

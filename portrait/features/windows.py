@@ -65,7 +65,6 @@ def _window_sums(rows: DataFrame, settings: FeaturesConfig) -> DataFrame:
         F.coalesce(F.sum(F.when(_in(30) & ~F.col("bot_day"), F.col("events"))), F.lit(0)).alias("_human_events_30d"),
         F.max(F.when(_in(30), F.col("bot_day").cast("int"))).alias("_bot_days_30d"),
         _sum_in(30, "gap_count").alias("_gaps_30d"),
-        _sum_in(30, "session_seconds").alias("_gap_sum_30d"),
         _sum_in(30, "gap_seconds_sumsq").alias("_gap_sumsq_30d"),
         *[_sum_in(30, f"{part}_events").alias(f"_{part}_30d") for part in DAYPARTS],
         F.coalesce(F.sum(F.when(_in(30) & F.dayofweek("dt").isin(1, 7), F.col("events"))), F.lit(0))
@@ -147,7 +146,7 @@ def _derived(settings: FeaturesConfig) -> dict[str, Column]:
     events_30d, sessions = F.col("events_30d"), F.col("sessions_30d")
     low_edge, high_edge = settings.price_tier_edges
     price = _ratio(F.col("_price_sum_90d"), F.col("_price_count_90d"))
-    gap_mean = _ratio(F.col("_gap_sum_30d"), F.col("_gaps_30d"))
+    gap_mean = _ratio(F.col("_session_seconds_30d"), F.col("_gaps_30d"))  # session time is the sum of gaps
     gap_variance = F.greatest(_ratio(F.col("_gap_sumsq_30d"), F.col("_gaps_30d")) - gap_mean * gap_mean, F.lit(0.0))
     gap_cv = F.when((F.col("_gaps_30d") >= settings.bot_min_gaps) & (gap_mean > 0), F.sqrt(gap_variance) / gap_mean)
     per_active_day = _ratio(events_30d, F.col("active_days_30d"))

@@ -41,9 +41,11 @@ def _differing_columns(a, b) -> list[str]:
             if x is None or y is None or math.isnan(x) or math.isnan(y):
                 return (x is None or math.isnan(x)) and (y is None or math.isnan(y))
             return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)
-        if hasattr(x, "__len__") and not isinstance(x, str):
-            return len(x) == len(y) and all(
-                k1 == k2 and math.isclose(s1, s2, abs_tol=1e-6) for (k1, s1), (k2, s2) in zip(x, y, strict=True))
+        if hasattr(x, "__len__") and not isinstance(x, str):  # top_categories / top_brands: (key, score) entries
+            pairs = [(dict(e) if not isinstance(e, dict) else e for e in side) for side in (x, y)]
+            left, right = ([(e["key"], e["score"]) for e in side] for side in pairs)
+            return len(left) == len(right) and all(
+                k1 == k2 and math.isclose(s1, s2, abs_tol=1e-6) for (k1, s1), (k2, s2) in zip(left, right, strict=True))
         return x == y
 
     return [c for c in a.columns if not all(same(x, y) for x, y in zip(a[c], b[c], strict=True))]

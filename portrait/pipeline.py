@@ -447,7 +447,8 @@ def run_score(spark: SparkSession, cfg: Config, day: dt.date, model_uri: str | N
             report = run_daily_report(spark, cfg, day)
         run.rows_in = _partition_rows(spark, cfg, USER_FEATURES, day)
         run.rows_out = rows
-        run.output_versions = {c.name: io.table_version(spark, cfg, c) for c in (USER_FEATURES, USER_PORTRAIT)}
+        run.output_versions = {c.name: io.table_version(spark, cfg, c)
+                               for c in (USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT)}
     return {"model_uri": uri, "portrait_rows": rows, "bi_rows": bi_rows, "report": str(report)}
 
 
@@ -572,7 +573,8 @@ def run_daily_recorded(spark: SparkSession, cfg: Config, day: dt.date, generate_
             run.input_versions = _current_input_versions(spark, cfg)
         run.rows_in = _partition_rows(spark, cfg, USER_FEATURES, day)
         run.rows_out = _partition_rows(spark, cfg, USER_PORTRAIT, day)
-        run.output_versions = {c.name: io.table_version(spark, cfg, c) for c in (USER_FEATURES, USER_PORTRAIT)}
+        run.output_versions = {c.name: io.table_version(spark, cfg, c)
+                               for c in (USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT)}
         run.mlflow_run_id = tracking.run_id_of(summary.scored_with or summary.model_uri)
         if cfg.monitoring.enabled:
             with _Stage(f"monitor {day}"):
@@ -619,7 +621,8 @@ def _input_frame(spark: SparkSession, cfg: Config, contract, versions: dict[str,
 def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> DataFrame:
     """Recompute the portrait of a past daily run from the table versions and model it recorded.
 
-    Features are recomputed from the input tables at their recorded versions and must equal the
+    Features are recomputed from the ``user_daily_activity`` rollups at the version the run recorded (runs
+    recorded before rollups existed: from the input tables at their recorded versions) and must equal the
     ``user_features`` it published (checked); the portrait is then scored from those features with the
     recorded model run, exactly as the run did.
     """
@@ -639,10 +642,16 @@ def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> DataFr
     if identity is not None and cfg.identity.enabled:
         clickstream, orders = (f.transform(stitch_person_id(identity)) for f in (clickstream, orders))
         reviews = None if reviews is None else reviews.transform(stitch_person_id(identity))
-    recomputed = build_user_features(day, cfg.features, clickstream=clickstream, orders=orders,
-                                     items=_input_frame(spark, cfg, ITEMS, versions),
-                                     reviews=reviews)
-    published = io.read_table(spark, cfg, USER_FEATURES, version=run["output_versions"][USER_FEATURES.name]).where(
+    outputs = dict(run["output_versions"])
+    if outputs.get(USER_DAILY_ACTIVITY.name) is not None:
+        # The run computed its features from the rollups at this version: the same rows through the same
+        # code give the same sums bit for bit (a recompute from raw events differs in the last bits).
+        recomputed = io.read_table(spark, cfg, USER_DAILY_ACTIVITY, version=outputs[USER_DAILY_ACTIVITY.name]
+                                   ).transform(features_from_rollups(day, cfg.features))
+    else:
+        recomputed = build_user_features(day, cfg.features, clickstream=clickstream, orders=orders,
+                                         items=_input_frame(spark, cfg, ITEMS, versions), reviews=reviews)
+    published = io.read_table(spark, cfg, USER_FEATURES, version=outputs[USER_FEATURES.name]).where(
         F.col("dt") == F.lit(day).cast("date"))
     if not (recomputed.exceptAll(published).isEmpty() and published.exceptAll(recomputed).isEmpty()):
         raise ReplayError(f"features of {day} recomputed from the recorded input versions differ from the "

@@ -26,6 +26,7 @@ EXTRAS_REQUIRE = {
     "spark": SPARK_REQUIRES,
     "dev": [
         "pytest>=8",
+        "pytest-xdist>=3.5",  # CI runs the suite on both cores, one SparkSession per worker
         "ruff>=0.6",
         "jsonschema>=4.20",
         "scikit-learn>=1.4",  # bench/model_vs_sklearn.py only

@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from portrait.config import ConfigError, load_config
     from portrait.io import SchemaMismatchError, TableNotFoundError
     from portrait.model.tracking import NoModelError
-    from portrait.pipeline import BackfillError, MonitoringBreach, ReplayError
+    from portrait.pipeline import BackfillError, MonitoringBreach, NotEnoughHistoryError, ReplayError
     from portrait.publish.quality import QualityGateFailed
     from portrait.publish.tags import TagDefinitionError
     from portrait.spark import SparkSetupError
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (ConfigError, TableNotFoundError, SchemaMismatchError, SparkSetupError, NoModelError,
-            BackfillError, ReplayError, MonitoringBreach) as exc:
+            BackfillError, ReplayError, MonitoringBreach, NotEnoughHistoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
@@ -211,16 +211,23 @@ def _features(args, cfg, day) -> int:
 
 
 def _train(args, cfg, day) -> int:
-    from portrait.pipeline import run_train
+    from portrait.pipeline import PURCHASE_TARGET, NotEnoughHistoryError, run_train, target_config
 
-    result = run_train(_spark(cfg), cfg, day)
-    print(f"trained {cfg.model.name}: run {result.run_id}, model {result.model_uri}, "
-          f"test AUC {result.metrics['auc_roc']:.4f} on {result.test_rows:,} rows "
-          f"(random baseline {result.metrics['baseline_random_auc_roc']:.4f}, "
-          f"RFM baseline {result.metrics['baseline_rfm_auc_roc']:.4f})")
-    if result.promotion is not None:
-        print(f"version {result.promotion.challenger_version}: {result.promotion.outcome} "
-              f"(alias {result.promotion.alias})")
+    for target in cfg.model.targets:  # purchase first: its failure stops the job
+        try:
+            result = run_train(_spark(cfg), cfg, day, target)
+        except NotEnoughHistoryError as exc:
+            if target == PURCHASE_TARGET:
+                raise
+            print(f"not trained: {exc}", file=sys.stderr)
+            continue
+        print(f"trained {target_config(cfg, target).model.name}: run {result.run_id}, model {result.model_uri}, "
+              f"test AUC {result.metrics['auc_roc']:.4f} on {result.test_rows:,} rows "
+              f"(random baseline {result.metrics['baseline_random_auc_roc']:.4f}, "
+              f"RFM baseline {result.metrics['baseline_rfm_auc_roc']:.4f})")
+        if result.promotion is not None:
+            print(f"version {result.promotion.challenger_version}: {result.promotion.outcome} "
+                  f"(alias {result.promotion.alias})")
     return 0
 
 

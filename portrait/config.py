@@ -137,6 +137,9 @@ class FeaturesConfig(_Section):
     bot_events_per_active_day: float = Field(1000.0, gt=0, description="bot_suspect above this 30-day rate.")
     bot_max_gap_cv: float = Field(0.1, ge=0, description="bot_suspect when in-session gaps vary less than this.")
     bot_min_gaps: int = Field(50, ge=2, description="Gaps needed before their regularity is judged.")
+    high_refund_rate: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="user_portrait.high_refund_rate (risk flag) when refund_rate_90d is at least this.")
 
     @field_validator("price_tier_edges")
     @classmethod
@@ -204,9 +207,9 @@ class ModelConfig(_Section):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="user_hash split: share of users held out.")
     tuning: TuningConfig = TuningConfig()
     targets: list[Literal["purchase", "churn"]] = Field(
-        default_factory=lambda: ["purchase"], min_length=1,
+        default_factory=lambda: ["purchase", "churn"], min_length=1,
         description="Label definitions trained per run, one MLflow experiment and registered model each; "
-                    "the portrait is scored with 'purchase'.",
+                    "the portrait's purchase_propensity comes from 'purchase', churn_score from 'churn'.",
     )
     churn_horizon_days: int = Field(30, ge=1, le=180, description="churn: no activity in (D, D + horizon].")
     daily_training: Literal["always", "if_no_champion"] = Field(

@@ -628,3 +628,16 @@ def register_tables(spark: SparkSession, cfg: Config, database: str,
         spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{location}'")
         registered.append(contract.name)
     return registered
+
+
+def register_view_without(spark: SparkSession, cfg: Config, database: str, view: str, contract: TableContract,
+                          hidden: Sequence[str]) -> bool:
+    """Register ``database.view``: every column of ``contract``'s Delta folder except ``hidden``, read at query
+    time (a view, no copy). False when the table does not exist yet."""
+    ref = table_ref(cfg, contract)
+    if cfg.lakehouse.path is None or not table_exists(spark, ref):
+        return False
+    columns = ", ".join(f"`{c}`" for c in contract.columns if c not in hidden)
+    path = ref.path.replace("`", "``")
+    spark.sql(f"CREATE OR REPLACE VIEW `{database}`.`{view}` AS SELECT {columns} FROM delta.`{path}`")
+    return True

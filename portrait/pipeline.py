@@ -34,9 +34,16 @@ from portrait.model.training import (
     split_by_date,
     split_by_user_hash,
 )
-from portrait.publish.assemble import assemble_portrait, cut_points
+from portrait.publish.assemble import (
+    CHURN_SCORE,
+    PortraitLineage,
+    assemble_portrait,
+    cut_points,
+    with_user_attributes,
+)
 from portrait.schemas import (
     CLICKSTREAM,
+    IDENTITY_GRAPH,
     INPUT_TABLES,
     ITEMS,
     ORDERS,
@@ -44,6 +51,7 @@ from portrait.schemas import (
     USER_DAILY_ACTIVITY,
     USER_FEATURES,
     USER_PORTRAIT,
+    USERS,
 )
 
 if TYPE_CHECKING:
@@ -275,6 +283,7 @@ def ensure_features(spark: SparkSession, cfg: Config, days: list[dt.date]) -> No
 
 
 PURCHASE_TARGET = "purchase"
+CHURN_TARGET = "churn"
 
 
 def target_config(cfg: Config, target: str) -> Config:
@@ -282,7 +291,7 @@ def target_config(cfg: Config, target: str) -> Config:
     ``<model.name>_churn`` in experiment ``<mlflow.experiment>_churn`` with ``model.churn_horizon_days``."""
     if target == PURCHASE_TARGET:
         return cfg
-    if target != "churn":
+    if target != CHURN_TARGET:
         raise ValueError(f"unknown training target {target!r}; known: purchase, churn")
     model = cfg.model.model_copy(update={"name": f"{cfg.model.name}_{target}",
                                          "label_horizon_days": cfg.model.churn_horizon_days,
@@ -319,6 +328,10 @@ def training_sets(spark: SparkSession, cfg: Config, run_date: dt.date,
     return dates, train, test
 
 
+class NotEnoughHistoryError(ValueError):
+    """The snapshot dates of a training run have no feature rows: the data does not reach back far enough."""
+
+
 def run_train(spark: SparkSession, cfg: Config, run_date: dt.date,
               target: str = PURCHASE_TARGET) -> TrainingResult:
     """Fit the propensity model on point-in-time snapshots before ``run_date`` and log it to MLflow.
@@ -339,6 +352,12 @@ def run_train(spark: SparkSession, cfg: Config, run_date: dt.date,
     if settings.class_weights:
         train = train.transform(class_weights(WEIGHT))
     train = train.cache()
+    for rows, side in ((train, "training"), (test, "test")):
+        if rows.isEmpty():
+            raise NotEnoughHistoryError(
+                f"target {target!r}: no {side} rows on the snapshot dates {', '.join(map(str, dates))} (label "
+                f"horizon {settings.label_horizon_days} days before {run_date}); the input tables need events "
+                f"before {dates[0]}, or lower model.training_snapshots / model.snapshot_step_days")
     tuning_params: dict[str, float] = {}
     tuning_metrics: dict[str, float] = {}
     with _Stage("fit"):
@@ -385,18 +404,68 @@ def run_train(spark: SparkSession, cfg: Config, run_date: dt.date,
                           train_rows, int(metrics["rows"]), explanation, decision)
 
 
-def run_portrait(spark: SparkSession, cfg: Config, day: dt.date, model: PipelineModel, model_run_id: str,
-                 explanation: Explanation | None = None) -> int:
+@dataclass(frozen=True)
+class Scorer:
+    """A model the portrait is scored with, and what the rows record about it."""
+
+    model: PipelineModel
+    run_id: str
+    version: str | None = None
+    explanation: Explanation | None = None
+    uri: str | None = None
+
+
+def load_scorer(model_uri: str, explain: bool = True) -> Scorer:
+    """A logged model (``runs:/…`` or ``models:/…``) with its run, registry version and explanation."""
+    from portrait.model import tracking
+
+    return Scorer(tracking.load_model(model_uri), tracking.run_id_of(model_uri),
+                  tracking.registered_version_of(model_uri),
+                  tracking.load_explanation(model_uri) if explain else None, model_uri)
+
+
+def _scorer_after_training(cfg: Config, trained: TrainingResult | None, explain: bool = True) -> Scorer:
+    """The model to score with for ``cfg``'s target: the one just trained unless the promotion gate kept an
+    earlier champion; without training, the champion (:class:`NoModelError` when there is none)."""
+    from portrait.model import tracking
+
+    if trained is not None and trained.promotion is None:  # not registered: the run's own model
+        return Scorer(trained.model, trained.run_id, None, trained.explanation, trained.model_uri)
+    if trained is not None and trained.promotion.promoted:
+        return Scorer(trained.model, trained.run_id, str(trained.promotion.challenger_version),
+                      trained.explanation, tracking.champion_model_uri(cfg))
+    return load_scorer(tracking.champion_model_uri(cfg), explain)
+
+
+def churn_scorer(cfg: Config, trained: TrainingResult | None = None) -> Scorer | None:
+    """The churn model the portrait's ``churn_score`` comes from, or None (churn not among ``model.targets``,
+    or no champion yet: the column stays null and a warning says why)."""
+    from portrait.model.tracking import NoModelError
+
+    if CHURN_TARGET not in cfg.model.targets:
+        return None
+    try:
+        return _scorer_after_training(target_config(cfg, CHURN_TARGET), trained, explain=False)
+    except NoModelError as exc:
+        log.warning("portrait rows get no churn_score: %s", exc)
+        return None
+
+
+def run_portrait(spark: SparkSession, cfg: Config, day: dt.date, scorer: Scorer,
+                 churn: Scorer | None = None) -> int:
     """Score the users of ``day`` and write the ``user_portrait`` partition of ``day``; returns its rows.
 
-    With the model's ``explanation`` every row gets its reason codes; without, an empty list. The rows are
-    published only when they pass the quality gate (:func:`publish_portrait`); otherwise
-    :class:`portrait.publish.quality.QualityGateFailed` is raised and the table is unchanged.
+    With the model's explanation every row gets its reason codes; without, an empty list. ``churn`` fills
+    ``churn_score`` (else null). The rows are published only when they pass the quality gate
+    (:func:`publish_portrait`); otherwise :class:`portrait.publish.quality.QualityGateFailed` is raised and
+    the table is unchanged.
     """
     check_tag_registry(spark, cfg)
     ensure_features(spark, cfg, [day])
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(day).cast("date"))
-    portrait_rows, scored = _portrait_frame(cfg, day, features, model, model_run_id, explanation)
+    input_versions = _current_input_versions(spark, cfg)
+    portrait_rows, scored = _portrait_frame(cfg, day, features, scorer, churn, _optional(spark, cfg, USERS),
+                                            input_versions)
     try:
         publish_portrait(spark, cfg, day, portrait_rows)  # quality gate, atomic write, tag changes
     finally:
@@ -404,44 +473,56 @@ def run_portrait(spark: SparkSession, cfg: Config, day: dt.date, model: Pipeline
     return _partition_rows(spark, cfg, USER_PORTRAIT, day)
 
 
-def _portrait_frame(cfg: Config, day: dt.date, features: DataFrame, model: PipelineModel, model_run_id: str,
-                    explanation: Explanation | None) -> tuple[DataFrame, DataFrame]:
+def _portrait_frame(cfg: Config, day: dt.date, features: DataFrame, scorer: Scorer, churn: Scorer | None,
+                    users: DataFrame | None, input_versions: dict[str, int]) -> tuple[DataFrame, DataFrame]:
     """Portrait rows of ``day`` from its feature rows, and the cached scored rows (unpersist after use)."""
-    scored = features.transform(score(model))
-    if explanation is not None:
-        scored = scored.transform(reason_codes(model, explanation))
-    scored = scored.cache()  # read twice: cut points, then the assembly
-    assemble = assemble_portrait(day, cut_points(scored), cfg.model.name, model_run_id, tags=cfg.tags)
+    from portrait.privacy import pseudonym_key
+
+    scored = features.transform(score(scorer.model))
+    if scorer.explanation is not None:
+        scored = scored.transform(reason_codes(scorer.model, scorer.explanation))
+    if churn is not None:
+        scored = scored.transform(score(churn.model, CHURN_SCORE))
+    scored = scored.transform(with_user_attributes(users)).cache()  # read twice: cut points, then the assembly
+    lineage = PortraitLineage(cfg.model.name, scorer.run_id, scorer.version,
+                              None if churn is None else churn.run_id, tuple(sorted(input_versions.items())))
+    assemble = assemble_portrait(day, cut_points(scored), lineage, pseudonym_key(), tags=cfg.tags,
+                                 high_refund_rate=cfg.features.high_refund_rate)
     return scored.transform(assemble), scored
 
 
-def _needs_training(cfg: Config) -> bool:
-    """Whether the daily run trains: always, or (``if_no_champion``) when there is no champion to score with
-    or the champion was marked for retraining after an erasure."""
+def _targets_to_train(cfg: Config) -> list[str]:
+    """The targets the daily run trains: all (``model.daily_training: always``, or no registry), else those
+    without a champion to score with or whose champion was marked for retraining after an erasure."""
     if cfg.model.daily_training == "always" or not cfg.mlflow.register_model:
-        return True
+        return list(cfg.model.targets)
     from portrait.model import tracking
 
-    champion = tracking.champion_version(cfg)
-    if champion is None:
-        return True
-    return str(champion.version) in tracking.versions_to_retrain(cfg, cfg.model.name)
+    needed = []
+    for target in cfg.model.targets:
+        target_cfg = target_config(cfg, target)
+        champion = tracking.champion_version(target_cfg)
+        if champion is None or str(champion.version) in tracking.versions_to_retrain(target_cfg,
+                                                                                     target_cfg.model.name):
+            needed.append(target)
+    return needed
 
 
 def run_score(spark: SparkSession, cfg: Config, day: dt.date, model_uri: str | None = None,
               git_commit: str | None = None) -> dict[str, object]:
-    """The scheduled "score" task: score ``day`` with ``model_uri`` (default the champion), write the portrait,
-    the BI tables and the report; recorded in ``job_runs`` as job ``score``. Returns what it wrote."""
+    """The scheduled "score" task: score ``day`` with ``model_uri`` (default the champion; churn with its
+    champion), write the portrait, the BI tables and the report; recorded in ``job_runs`` as job ``score``.
+    Returns what it wrote."""
     from portrait import audit
     from portrait.model import tracking
 
     uri = model_uri or tracking.champion_model_uri(cfg)
     with audit.recorded(spark, cfg, "score", day, git_commit) as run:
         run.input_versions = _current_input_versions(spark, cfg)
-        model = tracking.load_model(uri)
-        run.mlflow_run_id = tracking.run_id_of(uri)
+        scorer = load_scorer(uri)
+        run.mlflow_run_id = scorer.run_id
         with _Stage(f"portrait {day}"):
-            rows = run_portrait(spark, cfg, day, model, run.mlflow_run_id, tracking.load_explanation(uri))
+            rows = run_portrait(spark, cfg, day, scorer, churn_scorer(cfg))
         with _Stage(f"bi tables and report {day}"):
             bi_rows = run_bi_tables(spark, cfg, day)
             report = run_daily_report(spark, cfg, day)
@@ -492,33 +573,27 @@ def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missin
         summary.generated = True
     with _Stage(f"features {day}"):
         run_features(spark, cfg, day)
-    training = None
-    if _needs_training(cfg):
-        with _Stage("train"):
-            training = run_train(spark, cfg, day)
-        for target in cfg.model.targets[1:]:
-            with _Stage(f"train {target}"):
-                other = run_train(spark, cfg, day, target)
-            summary.metrics.update({f"{target}_{k}": v for k, v in other.metrics.items()
-                                    if k.startswith("auc_roc")})
+    trained: dict[str, TrainingResult] = {}
+    for target in _targets_to_train(cfg):
+        with _Stage("train" if target == PURCHASE_TARGET else f"train {target}"):
+            try:
+                trained[target] = run_train(spark, cfg, day, target)
+            except NotEnoughHistoryError as exc:
+                if target == PURCHASE_TARGET:
+                    raise
+                # A secondary score waits for history (churn looks 30 days ahead); the portrait goes on without it.
+                log.warning("%s; its portrait column stays empty until then", exc)
+    training = trained.get(PURCHASE_TARGET)
+    for target, other in trained.items():
+        if target != PURCHASE_TARGET:
+            summary.metrics.update({f"{target}_{k}": v for k, v in other.metrics.items() if k.startswith("auc_roc")})
     # The portrait is scored with the champion: the new model unless it failed the promotion gate.
-    from portrait.model import tracking
-
+    scorer = _scorer_after_training(cfg, training)
     if training is None:
-        scored_with = tracking.champion_model_uri(cfg)
-        model, run_id = tracking.load_model(scored_with), tracking.run_id_of(scored_with)
-        explanation = tracking.load_explanation(scored_with)
-        log.info("scoring with the champion %s (model.daily_training: %s)", scored_with, cfg.model.daily_training)
-    else:
-        model, run_id, explanation = training.model, training.run_id, training.explanation
-        scored_with = training.model_uri
-        if training.promotion is not None:
-            scored_with = champion_uri = tracking.champion_model_uri(cfg)
-            if not training.promotion.promoted:  # the champion is an earlier version: score with it
-                model, run_id = tracking.load_model(champion_uri), tracking.run_id_of(champion_uri)
-                explanation = tracking.load_explanation(champion_uri)
+        log.info("scoring with the champion %s (model.daily_training: %s)", scorer.uri, cfg.model.daily_training)
+    scored_with = scorer.uri
     with _Stage(f"portrait {day}"):
-        run_portrait(spark, cfg, day, model, run_id, explanation)
+        run_portrait(spark, cfg, day, scorer, churn_scorer(cfg, trained.get(CHURN_TARGET)))
     with _Stage(f"bi tables and report {day}"):
         run_bi_tables(spark, cfg, day)
         summary.report_path = str(run_daily_report(spark, cfg, day))
@@ -535,7 +610,7 @@ def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missin
         if training.promotion is not None:
             summary.promotion = f"version {training.promotion.challenger_version} {training.promotion.outcome}"
     else:
-        summary.mlflow_run_id, summary.model_uri = run_id, scored_with
+        summary.mlflow_run_id, summary.model_uri = scorer.run_id, scored_with
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -549,8 +624,6 @@ class ReplayError(LookupError):
 
 
 def _current_input_versions(spark: SparkSession, cfg: Config) -> dict[str, int]:
-    from portrait.schemas import IDENTITY_GRAPH
-
     versions = {}
     for contract in (*INPUT_TABLES, IDENTITY_GRAPH):
         version = io.table_version(spark, cfg, contract)
@@ -628,7 +701,7 @@ def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> DataFr
     """
     from portrait.ingest.identity import stitch_person_id
     from portrait.model import tracking
-    from portrait.schemas import IDENTITY_GRAPH, JOB_RUNS
+    from portrait.schemas import JOB_RUNS
 
     runs = io.read_table(spark, cfg, JOB_RUNS).where(
         (F.col("run_id") == job_run_id) & (F.col("job") == "daily") & (F.col("status") == "succeeded"))
@@ -656,9 +729,20 @@ def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> DataFr
     if not (recomputed.exceptAll(published).isEmpty() and published.exceptAll(recomputed).isEmpty()):
         raise ReplayError(f"features of {day} recomputed from the recorded input versions differ from the "
                           "published ones: an input table was changed in place or the feature code changed")
+    # The models are the recorded run's; the registry versions and the churn model's run are read from the
+    # published rows (aliases move, so the registry today cannot say which version scored that day).
+    lineage = io.read_table(spark, cfg, USER_PORTRAIT, version=outputs[USER_PORTRAIT.name]).where(
+        F.col("dt") == F.lit(day).cast("date")).select("model_version", "churn_model_run_id").first()
     model_uri = f"runs:/{run['mlflow_run_id']}/{tracking.MODEL_ARTIFACT}"
-    model, explanation = tracking.load_model(model_uri), tracking.load_explanation(model_uri)
-    portrait, _ = _portrait_frame(cfg, day, published, model, run["mlflow_run_id"], explanation)
+    scorer = Scorer(tracking.load_model(model_uri), run["mlflow_run_id"],
+                    None if lineage is None else lineage["model_version"], tracking.load_explanation(model_uri))
+    churn = None
+    if lineage is not None and lineage["churn_model_run_id"] is not None:
+        churn = load_scorer(f"runs:/{lineage['churn_model_run_id']}/{tracking.MODEL_ARTIFACT}", explain=False)
+    recorded_inputs = {name: version for name, version in versions.items()
+                       if name in {c.name for c in (*INPUT_TABLES, IDENTITY_GRAPH)}}
+    portrait, _ = _portrait_frame(cfg, day, published, scorer, churn, _input_frame(spark, cfg, USERS, versions),
+                                  recorded_inputs)
     return portrait
 
 

@@ -30,10 +30,11 @@ from pyspark.sql import SparkSession
 
 from portrait import io
 from portrait.config import Config
-from portrait.schemas import ALL_TABLES, TableContract
+from portrait.schemas import ALL_TABLES, PERSON_ID_COLUMNS, USER_PORTRAIT, TableContract
 from portrait.spark import DELTA_CATALOG, DELTA_EXTENSION, SparkSetupError, delta_jars
 
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+HISTORY_VIEW = "portrait_history"
 METASTORE_FOLDER = "_metastore"
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,9 @@ def serve_bi(cfg: Config, host: str | None = None, port: int | None = None, all_
     stop = stop or threading.Event()
     try:
         registered = io.register_tables(spark, cfg, cfg.bi.database, served_tables(all_tables))
+        # Dated history for BI without the raw id: user_portrait's columns except user_id, keyed by person_key.
+        if io.register_view_without(spark, cfg, cfg.bi.database, HISTORY_VIEW, USER_PORTRAIT, PERSON_ID_COLUMNS):
+            registered.append(HISTORY_VIEW)
         if not registered:
             log.warning("no table to serve yet under %s: run `portrait daily` first", cfg.lakehouse.path)
         jvm = spark.sparkContext._jvm

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from portrait.config import Config, load_config
+
+# pytest-xdist workers (`make test PYTEST_ARGS="-n 2"`) run with a __main__ module that has neither __spec__
+# nor __file__; pyspark.ml.connect, imported by mlflow.spark.log_model, takes that for a doctest run and calls
+# sys.exit(0). Naming the worker's main module avoids it; a plain pytest process is unaffected.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "pytest-xdist-worker"
 
 # BI stages need the pseudonymisation key and it only ever comes from the environment. Tests use a fixed,
 # openly non-secret one (also inherited by the jobs tests start as subprocesses); a test about a missing key
@@ -17,6 +25,12 @@ os.environ.setdefault("PORTRAIT_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_CONF = REPO / "conf" / "local.yml"
+
+
+# A small model for end-to-end tests about operations rather than model quality (the quality tests — planted
+# signal, leakage, Spark vs scikit-learn — keep the configured model): fewer snapshots, buckets and iterations.
+FAST_MODEL: dict[str, str] = {"MODEL__TRAINING_SNAPSHOTS": "2", "MODEL__MAX_ITER": "20",
+                              "MODEL__HASHING_FEATURES": "1024", "MODEL__SELECTED_TEXT_FEATURES": "50"}
 
 
 def config_environ(root: Path, **overrides: str) -> dict[str, str]:
@@ -30,6 +44,8 @@ def config_environ(root: Path, **overrides: str) -> dict[str, str]:
         "PORTRAIT__MLFLOW__TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "PORTRAIT__MLFLOW__ARTIFACT_LOCATION": str(root / "mlartifacts"),
         "PORTRAIT__SPARK__SHUFFLE_PARTITIONS": "2",
+        # One model per daily run unless a test asks for churn too (it doubles the training time).
+        "PORTRAIT__MODEL__TARGETS": "[purchase]",
         **{f"PORTRAIT__{key}": value for key, value in overrides.items()},
     }
 
@@ -52,3 +68,9 @@ def spark(tmp_path_factory):
 @pytest.fixture
 def cfg(tmp_path) -> Config:
     return make_config(tmp_path)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow end-to-end modules first: with several workers (``-n``) the long ones start early instead of
+    leaving one worker busy at the end. The sort is stable, so the order within each group is kept."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -6,34 +6,11 @@ import datetime as dt
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
 
 from portrait.schemas import USER_PORTRAIT, TableContract
+from tests.contract_values import column_default
 
 DAY = dt.date(2026, 11, 20)
-
-
-def default_value(data_type: T.DataType, day: dt.date = DAY) -> Any:
-    """A plain valid value of ``data_type`` (1 for numbers, so 1-5 scores and 1-10 deciles pass their checks)."""
-    if isinstance(data_type, T.StringType):
-        return "x"
-    if isinstance(data_type, (T.IntegerType, T.LongType, T.ShortType, T.ByteType)):
-        return 1
-    if isinstance(data_type, (T.DoubleType, T.FloatType)):
-        return 0.5
-    if isinstance(data_type, T.BooleanType):
-        return False
-    if isinstance(data_type, T.DateType):
-        return day
-    if isinstance(data_type, T.TimestampType):
-        return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
-    if isinstance(data_type, T.ArrayType):
-        return []
-    if isinstance(data_type, T.MapType):
-        return {}
-    if isinstance(data_type, T.StructType):
-        return tuple(default_value(f.dataType, day) for f in data_type.fields)
-    raise TypeError(f"no default value for {data_type.simpleString()}")
 
 
 def contract_rows(spark: SparkSession, contract: TableContract, ids: list[str], day: dt.date = DAY,
@@ -51,7 +28,7 @@ def contract_rows(spark: SparkSession, contract: TableContract, ids: list[str], 
             elif field.name in contract.person_text_columns:
                 row.append(f"{person},1,2,zz,1511544070")
             else:
-                row.append(default_value(field.dataType, day))
+                row.append(column_default(field, day))
         rows.append(tuple(row))
     return spark.createDataFrame(rows, contract.schema)
 

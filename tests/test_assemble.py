@@ -8,19 +8,26 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
+from portrait.privacy import person_key_of
 from portrait.publish.assemble import (
     NO_PURCHASE_SEGMENT,
     RFM_SEGMENT_RULES,
     CutPoints,
+    PortraitLineage,
     assemble_portrait,
     cut_points,
     rank_against,
+    segment_labels,
+    with_user_attributes,
 )
 from portrait.schemas import USER_PORTRAIT
 
 FEATURE_DAY = dt.date(2024, 6, 30)
 PORTRAIT_DAY = dt.date(2024, 7, 1)
 MODEL, RUN = "purchase_propensity", "run-123"
+KEY = b"assembly-test-key"
+LINEAGE = PortraitLineage(MODEL, RUN, model_version="4", churn_model_run_id="churn-run",
+                          input_versions=(("orders", 3), ("clickstream", 7)))
 
 # Scored user_features rows: the columns assembly reads, plus one (views_7d) it must drop.
 SCORED = T.StructType(
@@ -40,6 +47,31 @@ SCORED = T.StructType(
         T.StructField("lifecycle_stage", T.StringType()),   # a feature (portrait/features/windows.py)
     ]
 )
+# Feature columns the portrait carries as they are (SQL for the same value on every test row).
+PASS_THROUGH = {
+    "top_categories": "array(named_struct('key', 'c1', 'score', 1.5D))",
+    "top_brands": "CAST(array() AS array<struct<key:string,score:double>>)",
+    "price_tier": "'mid'",
+    "preferred_daypart": "'evening'",
+    "weekend_share_30d": "0.25D",
+    "preferred_platform": "'app'",
+    "preferred_channel": "'search'",
+}
+
+
+def pass_through() -> list:
+    return [F.expr(sql).alias(name) for name, sql in PASS_THROUGH.items()]
+RISK = "user_id string, refund_rate_90d double, bot_suspect boolean, churn_score double"
+
+
+def scored_rows(spark, rows, risk=()):
+    """SCORED rows plus the pass-through columns, and per user (refund rate, bot flag, churn score) when
+    ``risk`` gives them (else no refund rate, no bot, no churn column at all)."""
+    frame = spark.createDataFrame(rows, SCORED).select(
+        "*", *pass_through())
+    if risk:
+        return frame.join(spark.createDataFrame(risk, RISK), "user_id", "left")
+    return frame.select("*", F.lit(None).cast("double").alias("refund_rate_90d"), F.lit(False).alias("bot_suspect"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,61 +108,120 @@ CUTS = CutPoints(
     frequency=[1.0, 1.0, 2.0, 3.0],
     monetary=[50.0, 100.0, 200.0, 400.0],
     propensity=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+    churn=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
 )
 
 
 def test_assemble_portrait_exact_rows(spark, cfg):
     fd = FEATURE_DAY
-    scored = spark.createDataFrame(
-        [
-            # user      first last recency orders spend carts buys views top  propensity
-            ("champ", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.95, fd, "active"),
-            ("loyal", 89, 8, 10, 3, 300.0, 0, 0, 0, "c2", 0.9, fd, "sleeping"),   # M4: not high_value
-            ("newc", 13, 3, 3, 1, 50.0, 2, 0, 5, "c3", 0.5, fd, "new"),
-            ("potl", 14, 7, 6, 1, 200.0, 0, 0, 0, None, 0.05, fd, "active"),  # 200 is an edge: M3, not M4
-            ("risk", 89, 30, 30, 3, 401.0, 0, 2, 0, "c1", 0.1, fd, "sleeping"),
-            ("hib", 60, 31, 31, 1, 10.0, 0, 0, 0, "c4", 0.15, fd, "churned"),
-            ("nb_new", 5, 0, None, 0, 0.0, 1, 0, 9, "c5", 0.99, fd, "new"),
-            ("nb_churn", 80, 45, None, 0, 0.0, 0, 0, 0, None, 0.0, fd, "churned"),
-        ],
-        SCORED,
+    scored = scored_rows(spark, [
+        # user      first last recency orders spend carts buys views top  propensity
+        ("champ", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.95, fd, "active"),
+        ("loyal", 89, 8, 10, 3, 300.0, 0, 0, 0, "c2", 0.9, fd, "sleeping"),   # M4: not high_value
+        ("newc", 13, 3, 3, 1, 50.0, 2, 0, 5, "c3", 0.5, fd, "new"),
+        ("potl", 14, 7, 6, 1, 200.0, 0, 0, 0, None, 0.05, fd, "active"),  # 200 is an edge: M3, not M4
+        ("risk", 89, 30, 30, 3, 401.0, 0, 2, 0, "c1", 0.1, fd, "sleeping"),
+        ("hib", 60, 31, 31, 1, 10.0, 0, 0, 0, "c4", 0.15, fd, "churned"),
+        ("nb_new", 5, 0, None, 0, 0.0, 1, 0, 9, "c5", 0.99, fd, "new"),
+        ("nb_churn", 80, 45, None, 0, 0.0, 0, 0, 0, None, 0.0, fd, "churned"),
+    ], risk=[
+        # user   refund rate  bot   churn score
+        ("champ", 0.0, False, 0.05),
+        ("loyal", None, False, 0.2),     # 0.2 is an edge: decile 2
+        ("newc", None, False, 0.55),
+        ("potl", 0.25, False, 0.4),
+        ("risk", 0.5, False, 0.95),      # 0.5 is the threshold: flagged
+        ("hib", 0.49, False, 0.91),
+        ("nb_new", None, True, 0.3),
+        ("nb_churn", None, False, 0.85),
+    ])
+    users = spark.createDataFrame(
+        [("champ", dt.date(2024, 6, 1), "f", "25-34", "1"), ("newc", None, "m", "18-24", "2"),
+         ("ghost", dt.date(2020, 1, 1), "f", "55+", "5")],  # a user without features adds no row
+        "user_id string, signup_date date, gender string, age_band string, city_tier string",
     )
-    expected = spark.createDataFrame(
+    varying = spark.createDataFrame(
         [
-            # user  lifecycle  rfm  R F M  top  propensity decile  tags
-            ("champ", "active", "champions", 5, 5, 5, "c1", 0.95, 10,
+            # user  lifecycle  rfm  zh  en  R F M  value  top  propensity decile churn decile refund  tags
+            ("champ", "f", "25-34", "1", 29, "active", "champions", "重要价值客户", "Champions", 5, 5, 5, "high",
+             "c1", 0.95, 10, 0.05, 1, False, False,
              ["lifecycle_active", "rfm_champions", "high_propensity", "high_value"]),
-            ("loyal", "sleeping", "loyal_customers", 3, 4, 4, "c2", 0.9, 9,
+            ("loyal", None, None, None, None, "sleeping", "loyal_customers", "忠诚客户", "Loyal customers",
+             3, 4, 4, "mid", "c2", 0.9, 9, 0.2, 2, False, False,
              ["lifecycle_sleeping", "rfm_loyal_customers", "high_propensity"]),
-            ("newc", "new", "new_customers", 4, 1, 1, "c3", 0.5, 5,
+            ("newc", "m", "18-24", "2", None, "new", "new_customers", "新客户", "New customers", 4, 1, 1, "low",
+             "c3", 0.5, 5, 0.55, 6, False, False,
              ["lifecycle_new", "rfm_new_customers", "cart_abandoner"]),
-            ("potl", "active", "potential_loyalists", 3, 1, 3, None, 0.05, 1,
+            ("potl", None, None, None, None, "active", "potential_loyalists", "潜力客户", "Potential loyalists",
+             3, 1, 3, "mid", None, 0.05, 1, 0.4, 4, False, False,
              ["lifecycle_active", "rfm_potential_loyalists"]),
-            ("risk", "sleeping", "at_risk", 2, 4, 5, "c1", 0.1, 1,
-             ["lifecycle_sleeping", "rfm_at_risk", "high_value"]),
-            ("hib", "churned", "hibernating", 1, 1, 1, "c4", 0.15, 2,
-             ["lifecycle_churned", "rfm_hibernating"]),
-            ("nb_new", "new", NO_PURCHASE_SEGMENT, 1, 1, 1, "c5", 0.99, 10,
-             ["lifecycle_new", "rfm_no_purchase", "high_propensity", "cart_abandoner"]),
-            ("nb_churn", "churned", NO_PURCHASE_SEGMENT, 1, 1, 1, None, 0.0, 1,
-             ["lifecycle_churned", "rfm_no_purchase"]),
+            ("risk", None, None, None, None, "sleeping", "at_risk", "流失风险客户", "At risk", 2, 4, 5, "high",
+             "c1", 0.1, 1, 0.95, 10, False, True,
+             ["lifecycle_sleeping", "rfm_at_risk", "high_churn_risk", "high_value", "high_refund_rate"]),
+            ("hib", None, None, None, None, "churned", "hibernating", "休眠客户", "Hibernating", 1, 1, 1, "low",
+             "c4", 0.15, 2, 0.91, 10, False, False,
+             ["lifecycle_churned", "rfm_hibernating", "high_churn_risk"]),
+            ("nb_new", None, None, None, None, "new", NO_PURCHASE_SEGMENT, "未购买用户", "No purchase yet",
+             1, 1, 1, "none", "c5", 0.99, 10, 0.3, 3, True, False,
+             ["lifecycle_new", "rfm_no_purchase", "high_propensity", "cart_abandoner", "bot_suspect"]),
+            ("nb_churn", None, None, None, None, "churned", NO_PURCHASE_SEGMENT, "未购买用户", "No purchase yet",
+             1, 1, 1, "none", None, 0.0, 1, 0.85, 9, False, False,
+             ["lifecycle_churned", "rfm_no_purchase", "high_churn_risk"]),
         ],
-        "user_id string, lifecycle_stage string, rfm_segment string, recency_score int, frequency_score int, "
-        "monetary_score int, top_category string, purchase_propensity double, propensity_decile int, "
-        "tags array<string>",
-    ).select(
-        "*",
-        F.lit(MODEL).alias("model_name"),
-        F.lit(RUN).alias("model_run_id"),
-        F.lit(FEATURE_DAY).alias("feature_dt"),
-        F.lit(PORTRAIT_DAY).alias("dt"),
-        F.array().cast("array<string>").alias("reason_codes"),  # the scored rows carry no reason codes
+        "user_id string, gender string, age_band string, city_tier string, tenure_days int, "
+        "lifecycle_stage string, rfm_segment string, rfm_segment_zh string, rfm_segment_en string, "
+        "recency_score int, frequency_score int, monetary_score int, value_tier string, top_category string, "
+        "purchase_propensity double, propensity_decile int, churn_score double, churn_decile int, "
+        "bot_suspect boolean, high_refund_rate boolean, tags array<string>",
     )
-    # The tags come from the default registry of conf/base.yml (portrait/publish/tags.py).
-    actual = scored.transform(assemble_portrait(PORTRAIT_DAY, CUTS, MODEL, RUN, tags=cfg.tags))
+    keys = spark.createDataFrame([(u, person_key_of(u, KEY)) for u in
+                                  ("champ", "loyal", "newc", "potl", "risk", "hib", "nb_new", "nb_churn")],
+                                 "user_id string, person_key string")
+    constants = {
+        **{name: F.expr(sql) for name, sql in PASS_THROUGH.items()},
+        "reason_codes": F.array().cast("array<string>"),  # the scored rows carry no reason codes
+        "model_name": F.lit(MODEL), "model_version": F.lit("4"), "model_run_id": F.lit(RUN),
+        "churn_model_run_id": F.lit("churn-run"),
+        "input_versions": F.array(F.struct(F.lit("clickstream").alias("table"), F.lit(7).cast("long").alias("version")),
+                                  F.struct(F.lit("orders").alias("table"), F.lit(3).cast("long").alias("version"))),
+        "feature_dt": F.lit(FEATURE_DAY), "dt": F.lit(PORTRAIT_DAY),
+    }
+    expected = varying.join(keys, "user_id").select(
+        *[constants[f.name].cast(f.dataType).alias(f.name) if f.name in constants else F.col(f.name)
+          for f in USER_PORTRAIT.schema.fields])
+    # The tags and labels come from the default registry of conf/base.yml (portrait/publish/tags.py).
+    actual = scored.transform(with_user_attributes(users)).transform(
+        assemble_portrait(PORTRAIT_DAY, CUTS, LINEAGE, KEY, tags=cfg.tags, high_refund_rate=0.5))
     assert actual.columns == USER_PORTRAIT.columns
     assertSchemaEqual(actual.schema, USER_PORTRAIT.schema)
     assertDataFrameEqual(actual, expected, rtol=0.0, atol=0.0)
+
+
+def test_without_churn_users_or_input_versions_those_columns_are_null_or_empty(spark, cfg):
+    scored = scored_rows(spark, [("u1", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.5, FEATURE_DAY, "active")])
+    lineage = PortraitLineage(MODEL, RUN)
+    row = (scored.transform(with_user_attributes(None))
+           .transform(assemble_portrait(PORTRAIT_DAY, CUTS, lineage, KEY, tags=cfg.tags)).first())
+    assert [row[c] for c in ("gender", "age_band", "city_tier", "tenure_days", "churn_score", "churn_decile",
+                             "churn_model_run_id", "model_version")] == [None] * 8
+    assert (row["input_versions"], row["high_refund_rate"], row["bot_suspect"]) == ([], False, False)
+
+
+def test_segment_labels_follow_the_registry_and_unlabelled_segments_show_their_code(spark, tmp_path):
+    from tests.conftest import make_config
+
+    relabelled = make_config(tmp_path, TAGS="[{code: rfm, name_zh: RFM, name_en: RFM, type: statistical}, "
+                                            "{code: rfm_champions, name_zh: 冠军, name_en: Stars, type: statistical, "
+                                            "parent: rfm, status: live, definition: \"rfm_segment = 'champions'\"}]")
+    assert segment_labels(relabelled.tags) == {"champions": ("冠军", "Stars")}
+    scored = scored_rows(spark, [("champ", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.95, FEATURE_DAY, "active"),
+                                 ("nb", 60, 0, None, 0, 0.0, 0, 0, 0, None, 0.1, FEATURE_DAY, "active")])
+    actual = scored.transform(assemble_portrait(PORTRAIT_DAY, CUTS, LINEAGE, KEY, tags=relabelled.tags)).select(
+        "user_id", "rfm_segment_zh", "rfm_segment_en", "tags")
+    expected = spark.createDataFrame([("champ", "冠军", "Stars", ["rfm_champions"]),
+                                      ("nb", NO_PURCHASE_SEGMENT, NO_PURCHASE_SEGMENT, [])],
+                                     "user_id string, rfm_segment_zh string, rfm_segment_en string, tags array<string>")
+    assertDataFrameEqual(actual, expected)
 
 
 # The classic segment for every (R, F) pair, written out by hand from the rules' intent.
@@ -152,8 +243,8 @@ def test_rfm_segment_for_every_recency_and_frequency_score(spark):
         for r in range(1, 6) for f in range(1, 6)
     ]
     actual = (
-        spark.createDataFrame(rows, SCORED)
-        .transform(assemble_portrait(PORTRAIT_DAY, cuts, MODEL, RUN))
+        scored_rows(spark, rows)
+        .transform(assemble_portrait(PORTRAIT_DAY, cuts, LINEAGE, KEY))
         .select("user_id", "recency_score", "frequency_score", "rfm_segment")
     )
     expected = spark.createDataFrame(
@@ -212,8 +303,11 @@ def test_cut_points_then_assembly_put_one_buyer_in_each_quintile_and_one_user_in
         F.lit(None).cast("string").alias("top_category_30d"),
         F.lit(FEATURE_DAY).alias("dt"),
         F.lit("active").alias("lifecycle_stage"),
+        F.lit(None).cast("double").alias("refund_rate_90d"),
+        F.lit(False).alias("bot_suspect"),
+        *pass_through(),
     )
-    portrait = scored.transform(assemble_portrait(PORTRAIT_DAY, cut_points(population), MODEL, RUN))
+    portrait = scored.transform(assemble_portrait(PORTRAIT_DAY, cut_points(population), LINEAGE, KEY))
     actual = portrait.select("user_id", "recency_score", "monetary_score", "propensity_decile")
     expected = spark.createDataFrame(
         [
@@ -244,8 +338,9 @@ def test_reason_codes_pass_through_and_missing_ones_become_empty_lists(spark):
             ("none", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.5, fd, "active", None),
         ],
         T.StructType([*SCORED.fields, T.StructField("reason_codes", T.ArrayType(T.StringType()))]),
-    )
-    actual = scored.transform(assemble_portrait(PORTRAIT_DAY, CUTS, MODEL, RUN)).select("user_id", "reason_codes")
+    ).select("*", F.lit(None).cast("double").alias("refund_rate_90d"), F.lit(False).alias("bot_suspect"),
+             *pass_through())
+    actual = scored.transform(assemble_portrait(PORTRAIT_DAY, CUTS, LINEAGE, KEY)).select("user_id", "reason_codes")
     expected = spark.createDataFrame(
         [("champ", ["2 add-to-cart events in the last 7 days (+0.40)"]), ("none", [])],
         "user_id string, reason_codes array<string>",

@@ -65,7 +65,9 @@ def test_bi_facing_contracts_hold_no_raw_id_and_the_portrait_columns():
     bi_facing = [c for c in ALL_TABLES.values() if c.bi_facing]
     assert {c.name for c in bi_facing} >= {PORTRAIT_LATEST.name, SEGMENT_DAILY.name}
     assert all(not c.id_columns for c in bi_facing)
-    assert PORTRAIT_LATEST.columns == ["person_key"] + [c for c in USER_PORTRAIT.columns if c != "user_id"]
+    # user_portrait carries both ids (user_id for CRM activation, person_key for BI); the BI copy only the key.
+    assert USER_PORTRAIT.columns[:2] == ["user_id", "person_key"]
+    assert PORTRAIT_LATEST.columns == ["person_key"] + USER_PORTRAIT.columns[2:]
 
 
 def test_pseudonymised_rows_carry_the_hmac_person_key_instead_of_the_user_id(spark):

@@ -12,8 +12,9 @@ from pyspark.testing import assertDataFrameEqual
 from portrait import io
 from portrait.model import tracking
 from portrait.model.scoring import SCORE, score
-from portrait.pipeline import run_daily, run_train
-from portrait.schemas import USER_FEATURES, USER_PORTRAIT
+from portrait.pipeline import run_daily, run_train, target_config
+from portrait.privacy import person_key_of, pseudonym_key
+from portrait.schemas import CLICKSTREAM, IDENTITY_GRAPH, ITEMS, ORDERS, REVIEWS, USER_FEATURES, USER_PORTRAIT, USERS
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.slow
@@ -25,7 +26,8 @@ NEXT_DATE = RUN_DATE + dt.timedelta(days=1)
 @pytest.fixture(scope="module")
 def small_run(spark, tmp_path_factory):
     """One daily run on a small generated shop; later tests inspect and re-run it."""
-    cfg = make_config(tmp_path_factory.mktemp("e2e"), GENERATE__USERS="600", GENERATE__DAYS="45")
+    cfg = make_config(tmp_path_factory.mktemp("e2e"), GENERATE__USERS="600", GENERATE__DAYS="45",
+                      MODEL__TARGETS="[purchase, churn]", MODEL__CHURN_HORIZON_DAYS="14")
     summary = run_daily(spark, cfg, RUN_DATE)
     return cfg, summary
 
@@ -48,6 +50,46 @@ def test_daily_run_writes_one_portrait_row_per_user_and_date(spark, small_run):
     assert (stats[2], stats[3]) == (1, 10)
     assert portrait.where(F.size("tags") == 0).count() == 0
     assert portrait.select("model_run_id").distinct().first()[0] == summary.mlflow_run_id
+
+
+def test_portrait_rows_carry_churn_attributes_interests_risk_and_lineage(spark, small_run):
+    cfg, summary = small_run
+    portrait = _portrait(spark, cfg, RUN_DATE).cache()
+    # churn: scored by the churn champion, deciles over the whole population
+    churn = portrait.agg(F.count("churn_score"), F.count(F.lit(1)), F.min("churn_decile"), F.max("churn_decile"),
+                         F.countDistinct("churn_model_run_id")).first()
+    assert churn[0] == churn[1] > 0 and (churn[2], churn[3], churn[4]) == (1, 10, 1)
+    assert "churn_auc_roc" in summary.metrics
+    churn_cfg = target_config(cfg, "churn")
+    champion = tracking.champion_version(churn_cfg)
+    assert portrait.select("churn_model_run_id").first()[0] == champion.run_id
+    assert portrait.select("model_version").distinct().collect() == [(tracking.champion_version(cfg).version,)]
+    # the pseudonym BI reads is the HMAC of the id with the environment's key
+    sample = portrait.select("user_id", "person_key").limit(20).collect()
+    assert all(r["person_key"] == person_key_of(r["user_id"], pseudonym_key()) for r in sample)
+    # base attributes are the users table's, where it has the person
+    users = io.read_table(spark, cfg, USERS)
+    joined = portrait.alias("p").join(users.alias("u"), "user_id")
+    differing = joined.where(
+        ~F.col("p.gender").eqNullSafe(F.col("u.gender")) | ~F.col("p.age_band").eqNullSafe(F.col("u.age_band"))
+        | ~F.col("p.tenure_days").eqNullSafe(F.datediff(F.col("p.feature_dt"), F.col("u.signup_date"))))
+    assert differing.count() == 0 and joined.count() > 0
+    # interests and risk come from the feature row of the same person
+    features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))
+    carried = ["top_categories", "top_brands", "price_tier", "preferred_daypart", "preferred_channel", "bot_suspect"]
+    assert portrait.select("user_id", *carried).exceptAll(features.select("user_id", *carried)).count() == 0
+    flags = portrait.join(features.select("user_id", "refund_rate_90d"), "user_id").where(
+        F.col("high_refund_rate") != F.coalesce(F.col("refund_rate_90d") >= 0.5, F.lit(False)))
+    assert flags.count() == 0
+    tiers = portrait.groupBy("value_tier").agg(F.min("monetary_score"), F.max("monetary_score")).collect()
+    assert {r[0]: (r[1], r[2]) for r in tiers if r[0] != "none"} == {"high": (5, 5), "mid": (3, 4), "low": (1, 2)}
+    # lineage: the versions of the input tables the run read
+    versions = portrait.select("input_versions").distinct().collect()
+    assert len(versions) == 1
+    recorded = {entry["table"]: entry["version"] for entry in versions[0][0]}
+    assert recorded == {c.name: io.table_version(spark, cfg, c) for c in (CLICKSTREAM, ORDERS, ITEMS, USERS, REVIEWS,
+                                                                              IDENTITY_GRAPH) if io.table_version(spark, cfg, c) is not None}
+    portrait.unpersist()
 
 
 def test_mlflow_holds_the_run_with_params_metrics_and_a_registered_model(small_run):
@@ -77,11 +119,11 @@ def test_model_loaded_from_mlflow_scores_exactly_like_the_in_memory_model(spark,
 
 def test_rerunning_a_date_leaves_identical_content_and_a_new_date_adds_a_partition(spark, small_run):
     cfg, first = small_run
-    before = _portrait(spark, cfg, RUN_DATE).drop("model_run_id")
+    before = _portrait(spark, cfg, RUN_DATE).drop("model_run_id", "model_version")
     before_rows = before.collect()
     rerun = run_daily(spark, cfg, RUN_DATE)
     assert not rerun.generated
-    after = _portrait(spark, cfg, RUN_DATE).drop("model_run_id")
+    after = _portrait(spark, cfg, RUN_DATE).drop("model_run_id", "model_version")
     assertDataFrameEqual(after, spark.createDataFrame(before_rows, before.schema), rtol=0.0, atol=0.0)
     assert rerun.table_rows["user_portrait"] == first.table_rows["user_portrait"]
 
@@ -89,7 +131,7 @@ def test_rerunning_a_date_leaves_identical_content_and_a_new_date_adds_a_partiti
     portrait = io.read_table(spark, cfg, USER_PORTRAIT)
     assert {r["dt"] for r in portrait.select("dt").distinct().collect()} == {RUN_DATE, NEXT_DATE}
     assertDataFrameEqual(
-        _portrait(spark, cfg, RUN_DATE).drop("model_run_id"),
+        _portrait(spark, cfg, RUN_DATE).drop("model_run_id", "model_version"),
         spark.createDataFrame(before_rows, before.schema), rtol=0.0, atol=0.0,
     )
 

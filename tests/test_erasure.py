@@ -27,7 +27,7 @@ from portrait.schemas import (
     TableContract,
     _col,
 )
-from tests.conftest import make_config
+from tests.conftest import FAST_MODEL, make_config
 from tests.privacy_helpers import contract_rows
 
 KEY = "erasure-test-key-0123456789abcdef"
@@ -157,7 +157,7 @@ def shop(spark, tmp_path_factory):
     """
     mp = pytest.MonkeyPatch()
     mp.setenv(privacy.PSEUDONYM_KEY_ENV, KEY)
-    cfg = make_config(tmp_path_factory.mktemp("erasure"), PRIVACY__MIN_GROUP_SIZE="1")
+    cfg = make_config(tmp_path_factory.mktemp("erasure"), PRIVACY__MIN_GROUP_SIZE="1", **FAST_MODEL)
     pipeline.run_generate(spark, cfg, end_date=RUN_DATE, users=150, days=20)
     pipeline.run_identity(spark, cfg)
     graph = io.read_table(spark, cfg, IDENTITY_GRAPH)

@@ -18,7 +18,7 @@ from portrait.generate import generate_tables
 from portrait.ingest.load import ingest_files
 from portrait.pipeline import run_daily
 from portrait.schemas import CLICKSTREAM, INGEST_RUNS, ORDERS, QUARANTINE, USER_PORTRAIT
-from tests.conftest import LOCAL_CONF, REPO, config_environ, make_config
+from tests.conftest import FAST_MODEL, LOCAL_CONF, REPO, config_environ, make_config
 from tests.ingest_helpers import NOW, write_format_files
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def generated():
 def test_daily_runs_end_to_end_on_imported_files(spark, tmp_path, generated, fmt):
     extra = {"INGEST__GENERIC__FILE_FORMAT": "parquet"} if fmt == "generic" else {}
     # Two training snapshots (one trains, one tests) are enough to prove the path; CI time is shared.
-    cfg = make_config(tmp_path, MODEL__TRAINING_SNAPSHOTS="2", **extra)
+    cfg = make_config(tmp_path, **{**FAST_MODEL, **extra})
     path = write_format_files(generated["clickstream"], fmt, tmp_path / "files")
     report = ingest_files(spark, cfg, fmt, str(path), now=NOW)
     assert report.rows_quarantined == 0 and report.rows_accepted > 0, report.render()

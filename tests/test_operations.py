@@ -10,7 +10,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from portrait import audit, io, pipeline
 from portrait.schemas import JOB_RUNS, MONITORING, USER_PORTRAIT
-from tests.conftest import make_config
+from tests.conftest import FAST_MODEL, make_config
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ DAYS = [DAY1 + dt.timedelta(days=k) for k in range(3)]
 
 @pytest.fixture(scope="module")
 def shop(spark, tmp_path_factory):
-    cfg = make_config(tmp_path_factory.mktemp("ops"), GENERATE__USERS="300", GENERATE__DAYS="35")
+    cfg = make_config(tmp_path_factory.mktemp("ops"), GENERATE__USERS="300", GENERATE__DAYS="35", **FAST_MODEL)
     pipeline.run_generate(spark, cfg, end_date=DAYS[-1])
     return cfg
 

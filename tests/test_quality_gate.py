@@ -16,6 +16,7 @@ from portrait.publish import quality
 from portrait.publish.quality import CheckResult, QualityGateFailed
 from portrait.schemas import JOB_RUNS, PUBLISH_CHECKS, USER_PORTRAIT
 from tests.conftest import make_config
+from tests.contract_values import column_default
 
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 
@@ -25,12 +26,7 @@ _DEFAULT_BY_COLUMN = {"lifecycle_stage": "active", "rfm_segment": "champions", "
 
 
 def _default(field: T.StructField, day: dt.date):
-    if field.name in _DEFAULT_BY_COLUMN:
-        return _DEFAULT_BY_COLUMN[field.name]
-    by_type = {T.StringType: "x", T.IntegerType: 1, T.LongType: 1, T.DoubleType: 0.5, T.FloatType: 0.5,
-               T.BooleanType: False, T.DateType: day, T.ArrayType: [], T.MapType: {},
-               T.TimestampType: dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}
-    return by_type.get(type(field.dataType))
+    return _DEFAULT_BY_COLUMN.get(field.name, column_default(field, day))
 
 
 def make_portrait_rows(spark, day: dt.date, rows: list[dict]) -> DataFrame:

@@ -23,7 +23,7 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from portrait import io
-from portrait.pipeline import run_bi_tables, run_generate, run_portrait, run_train
+from portrait.pipeline import load_scorer, run_bi_tables, run_generate, run_portrait, run_train
 from portrait.schemas import PORTRAIT_LATEST, SEGMENT_DAILY, USER_PORTRAIT
 from tests.conftest import LOCAL_CONF, config_environ, make_config
 
@@ -41,8 +41,8 @@ def tiny_lakehouse(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve_bi")
     cfg = make_config(root, **TINY)
     run_generate(spark, cfg, end_date=RUN_DATE, users=150, days=20)
-    training = run_train(spark, cfg, RUN_DATE)
-    run_portrait(spark, cfg, RUN_DATE, training.model, training.run_id, training.explanation)
+    run_train(spark, cfg, RUN_DATE)
+    run_portrait(spark, cfg, RUN_DATE, load_scorer(f"models:/{cfg.model.name}@champion"))
     run_bi_tables(spark, cfg, RUN_DATE)
     return root, cfg
 
@@ -105,9 +105,12 @@ def _close(actual: list[tuple], expected: list[tuple]) -> bool:
 def test_thrift_server_serves_only_the_bi_tables_and_keeps_the_metastore_beside_them(server, tiny_lakehouse):
     port, workdir = server
     _, cfg = tiny_lakehouse
-    assert sorted(row[1] for row in _query(port, "SHOW TABLES")) == ["portrait_latest", "segment_daily"]
+    assert sorted(row[1] for row in _query(port, "SHOW TABLES")) == [
+        "portrait_history", "portrait_latest", "segment_daily"]
     with pytest.raises(Exception, match="(?i)user_portrait"):
         _query(port, "SELECT count(*) FROM user_portrait")  # raw ids are not served
+    with pytest.raises(Exception, match="(?i)user_id"):
+        _query(port, "SELECT user_id FROM portrait_history")
     assert list(workdir.iterdir()) == []  # no metastore_db or derby.log in the working directory
     assert (Path(cfg.lakehouse.path) / "_metastore" / "metastore_db").is_dir()
 
@@ -122,6 +125,15 @@ def test_bi_queries_over_hiveserver2_equal_spark_aggregates(spark, server, tiny_
     assert len(sizes) >= 2
     assert _close(sizes, [tuple(r) for r in expected]), (sizes, expected)
     assert sum(r[1] for r in sizes) == io.read_table(spark, cfg, USER_PORTRAIT).count()
+
+    history = _query(port, "SELECT dt, value_tier, count(DISTINCT person_key), avg(churn_score) FROM portrait_history "
+                           "GROUP BY dt, value_tier ORDER BY dt, value_tier")
+    expected = (io.read_table(spark, cfg, USER_PORTRAIT).groupBy("dt", "value_tier")
+                .agg(F.count_distinct("user_id"), F.avg("churn_score")).orderBy("dt", "value_tier").collect())
+    assert history and _close(history, [tuple(r) for r in expected]), (history, expected)
+    joined = _query(port, "SELECT count(*) FROM portrait_history h JOIN portrait_latest l "
+                          "ON h.person_key = l.person_key AND h.dt = l.dt")
+    assert joined == [(io.read_table(spark, cfg, PORTRAIT_LATEST).count(),)]  # one pseudonym in both
 
     segments = _query(port, "SELECT segment_kind, segment, users, avg_propensity FROM segment_daily "
                             f"WHERE dt = DATE'{RUN_DATE}' ORDER BY segment_kind, segment")

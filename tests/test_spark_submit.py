@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from portrait import io
 from portrait.schemas import USER_PORTRAIT
 from portrait.spark import submit_args
-from tests.conftest import LOCAL_CONF, REPO, config_environ, make_config
+from tests.conftest import FAST_MODEL, LOCAL_CONF, REPO, config_environ, make_config
 
 BIN = Path(sys.executable).parent
 
@@ -26,7 +26,7 @@ def _run(command: list[str], environ: dict[str, str], timeout: int = 600) -> sub
 
 @pytest.mark.slow
 def test_spark_submit_runs_the_daily_job_in_local_mode(spark, tmp_path):
-    environ = config_environ(tmp_path, GENERATE__USERS="300", GENERATE__DAYS="30")
+    environ = config_environ(tmp_path, GENERATE__USERS="300", GENERATE__DAYS="30", **FAST_MODEL)
     command = [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
                str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", "2026-11-20"]
     result = _run(command, environ)
@@ -72,8 +72,8 @@ def test_spark_submit_runs_a_backfill_in_local_mode(spark, tmp_path):
     from portrait.pipeline import run_generate
     from portrait.schemas import JOB_RUNS
 
-    environ = config_environ(tmp_path, GENERATE__USERS="200", GENERATE__DAYS="30")
-    cfg = make_config(tmp_path, GENERATE__USERS="200", GENERATE__DAYS="30")
+    environ = config_environ(tmp_path, GENERATE__USERS="200", GENERATE__DAYS="30", **FAST_MODEL)
+    cfg = make_config(tmp_path, GENERATE__USERS="200", GENERATE__DAYS="30", **FAST_MODEL)
     run_generate(spark, cfg, end_date=dt.date(2026, 11, 21))
     command = [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
                str(REPO / "jobs" / "backfill.py"), "--conf", str(LOCAL_CONF),

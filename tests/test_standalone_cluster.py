@@ -23,13 +23,13 @@ from portrait import io
 from portrait.pipeline import run_daily
 from portrait.schemas import USER_PORTRAIT
 from portrait.spark import submit_args
-from tests.conftest import LOCAL_CONF, REPO, config_environ, make_config
+from tests.conftest import FAST_MODEL, LOCAL_CONF, REPO, config_environ, make_config
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 RUN_DATE = "2026-11-20"
-SMALL_SHOP = {"GENERATE__USERS": "300", "GENERATE__DAYS": "30"}
+SMALL_SHOP = {"GENERATE__USERS": "300", "GENERATE__DAYS": "30", **FAST_MODEL}
 
 
 def _free_port() -> int:

@@ -42,7 +42,8 @@ def test_default_registry_loads_with_levels_and_the_moved_tags_live(cfg):
     assert live == [
         "lifecycle_new", "lifecycle_active", "lifecycle_sleeping", "lifecycle_churned",
         "rfm_champions", "rfm_loyal_customers", "rfm_new_customers", "rfm_potential_loyalists", "rfm_at_risk",
-        "rfm_hibernating", "rfm_no_purchase", "high_propensity", "cart_abandoner", "high_value",
+        "rfm_hibernating", "rfm_no_purchase", "high_propensity", "high_churn_risk", "cart_abandoner", "high_value",
+        "bot_suspect", "high_refund_rate",
     ]
     levels = tag_levels(cfg.tags)
     assert (levels["lifecycle"], levels["lifecycle_new"], levels["high_value"]) == (1, 2, 2)
@@ -129,7 +130,7 @@ def test_a_bad_registry_stops_the_portrait_stage_before_any_work(spark, tmp_path
     cfg = make_config(tmp_path, TAGS=_registry_yaml(
         ["{code: typo, name_zh: 错, name_en: Typo, type: rule, status: live, definition: 'carts_7 > 0'}"]))
     with pytest.raises(TagDefinitionError, match="tag 'typo'.*unknown column `carts_7`"):
-        pipeline.run_portrait(spark, cfg, dt.date(2026, 11, 20), model=None, model_run_id="none")
+        pipeline.run_portrait(spark, cfg, dt.date(2026, 11, 20), scorer=None)
 
 
 # --------------------------------------------------------------------------- applying the live tags

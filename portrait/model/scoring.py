@@ -12,11 +12,12 @@ from portrait.model.pipeline import PROBABILITY
 SCORE = "purchase_propensity"
 
 
-def score(model: PipelineModel) -> Transformation:
-    """Add ``purchase_propensity`` (probability of the positive class) to feature rows; keep their columns."""
+def score(model: PipelineModel, output: str = SCORE) -> Transformation:
+    """Add ``output`` (default ``purchase_propensity``): the model's probability of the positive class; keep
+    the rows' columns (a second model, e.g. churn, can score the same rows into another column)."""
 
     def transform(features: DataFrame) -> DataFrame:
         scored = model.transform(features)
-        return scored.select(*features.columns, vector_to_array(PROBABILITY)[1].alias(SCORE))
+        return scored.select(*features.columns, vector_to_array(PROBABILITY)[1].alias(output))
 
     return transform

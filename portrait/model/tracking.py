@@ -226,6 +226,17 @@ def latest_model_uri(cfg: Config) -> str:
     return f"models:/{cfg.model.name}/{newest.version}"
 
 
+def registered_version_of(model_uri: str) -> str | None:
+    """The registry version behind ``models:/<name>@<alias>`` or ``models:/<name>/<version>``; None for a
+    run's model (``runs:/…``)."""
+    if not model_uri.startswith("models:/"):
+        return None
+    name, _, ref = model_uri.removeprefix("models:/").partition("@")
+    if ref:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, ref).version)
+    return model_uri.rstrip("/").rsplit("/", 1)[-1]
+
+
 def run_id_of(model_uri: str) -> str:
     """The MLflow run that logged the model behind ``model_uri``."""
     if model_uri.startswith("runs:/"):

@@ -17,11 +17,15 @@ from pyspark.sql import functions as F
 from portrait.config import TagDefinition
 from portrait.features.behaviour import Transformation
 from portrait.model.scoring import SCORE
+from portrait.privacy import person_key
 from portrait.publish.tags import apply_tags
-from portrait.schemas import USER_PORTRAIT
+from portrait.schemas import PERSON_KEY_COLUMN, USER_PORTRAIT
 
 QUANTILE_RELATIVE_ERROR = 0.001
 REASON_CODES = "reason_codes"
+CHURN_SCORE = "churn_score"
+# Columns of the users table carried into the portrait as they are (tenure_days is derived from signup_date).
+USER_ATTRIBUTES: tuple[str, ...] = ("gender", "age_band", "city_tier")
 
 # Classic RFM segments from the R and F scores, first matching rule wins; every (R, F) pair is covered.
 RFM_SEGMENT_RULES: tuple[tuple[str, str], ...] = (
@@ -37,12 +41,25 @@ NO_PURCHASE_SEGMENT = "no_purchase"
 
 @dataclass(frozen=True)
 class CutPoints:
-    """Population cut points for one date: RFM quintile edges over buyers and propensity decile edges."""
+    """Population cut points for one date: RFM quintile edges over buyers, propensity and churn decile edges
+    (``churn`` is empty when the rows carry no churn score)."""
 
     recency: list[float]
     frequency: list[float]
     monetary: list[float]
     propensity: list[float]
+    churn: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class PortraitLineage:
+    """Where a date's portrait comes from: the models that scored it and the input table versions read."""
+
+    model_name: str
+    model_run_id: str
+    model_version: str | None = None
+    churn_model_run_id: str | None = None
+    input_versions: tuple[tuple[str, int], ...] = ()
 
 
 def cut_points(scored_features: DataFrame) -> CutPoints:
@@ -53,8 +70,9 @@ def cut_points(scored_features: DataFrame) -> CutPoints:
         ["days_since_last_order", "orders_90d", "spend_90d"], quintiles, QUANTILE_RELATIVE_ERROR
     )
     deciles = [k / 10 for k in range(1, 10)]
-    (propensity,) = scored_features.approxQuantile([SCORE], deciles, QUANTILE_RELATIVE_ERROR)
-    return CutPoints(recency, frequency, monetary, propensity)
+    scores = [SCORE, CHURN_SCORE] if CHURN_SCORE in scored_features.columns else [SCORE]
+    propensity, *churn = scored_features.approxQuantile(scores, deciles, QUANTILE_RELATIVE_ERROR)
+    return CutPoints(recency, frequency, monetary, propensity, tuple(churn[0]) if churn else ())
 
 
 def rank_against(column: str, edges: list[float]) -> Column:
@@ -72,22 +90,65 @@ def _rfm_segment() -> Column:
     return segment
 
 
-def assemble_portrait(day: dt.date, cuts: CutPoints, model_name: str, model_run_id: str,
-                      tags: Sequence[TagDefinition] = ()) -> Transformation:
+def segment_labels(tags: Sequence[TagDefinition]) -> dict[str, tuple[str, str]]:
+    """RFM segment code → (Chinese, English) label, from the registry's tags ``rfm_<segment>`` under ``rfm``."""
+    return {tag.code.removeprefix("rfm_"): (tag.name_zh, tag.name_en)
+            for tag in tags if tag.parent == "rfm" and tag.code.startswith("rfm_")}
+
+
+def _label(segment: Column, labels: dict[str, tuple[str, str]], index: int) -> Column:
+    label = segment  # a segment without a registry tag is labelled by its code
+    for code, names in labels.items():
+        label = F.when(segment == F.lit(code), F.lit(names[index])).otherwise(label)
+    return label
+
+
+def _value_tier() -> Column:
+    return (F.when(F.col("rfm_segment") == NO_PURCHASE_SEGMENT, "none")
+            .when(F.col("monetary_score") >= 5, "high")
+            .when(F.col("monetary_score") >= 3, "mid")
+            .otherwise("low"))
+
+
+def with_user_attributes(users: DataFrame | None) -> Transformation:
+    """Add the base attributes of the ``users`` table (``USER_ATTRIBUTES`` and ``signup_date``) by
+    ``user_id``; without the table (it is optional) they are null."""
+
+    def transform(features: DataFrame) -> DataFrame:
+        if users is None:
+            return features.select("*", *[F.lit(None).cast("string").alias(c) for c in USER_ATTRIBUTES],
+                                   F.lit(None).cast("date").alias("signup_date"))
+        attributes = users.select("user_id", *USER_ATTRIBUTES, "signup_date")
+        return features.join(attributes, "user_id", "left")
+
+    return transform
+
+
+def assemble_portrait(day: dt.date, cuts: CutPoints, lineage: PortraitLineage, pseudonym_key: bytes,
+                      tags: Sequence[TagDefinition] = (), high_refund_rate: float = 0.5) -> Transformation:
     """Scored ``user_features`` rows of ``day`` → ``user_portrait`` rows (the contract's columns).
 
-    ``reason_codes`` are taken from the scored rows when they have that column (see
-    :func:`portrait.model.explain.reason_codes`), else every row gets an empty list. ``tags`` is the tag
-    registry (``cfg.tags``): its live tags fill the ``tags`` column (none given: every row gets an empty list).
+    The rows may carry ``reason_codes`` (see :func:`portrait.model.explain.reason_codes`; else every row gets
+    an empty list), ``churn_score`` (else null) and the base attributes of :func:`with_user_attributes` (else
+    null). ``tags`` is the tag registry (``cfg.tags``): its live tags fill the ``tags`` column and its
+    ``rfm_<segment>`` tags name the RFM segments. ``pseudonym_key`` makes ``person_key``
+    (:func:`portrait.privacy.person_key`).
     """
+    labels = segment_labels(tags)
+
+    def optional(scored: DataFrame, column: str, data_type: str) -> Column:
+        return F.col(column) if column in scored.columns else F.lit(None).cast(data_type)
 
     def transform(scored: DataFrame) -> DataFrame:
         # Reason codes come from the model's explanation when the scored rows carry them.
         reasons = (F.coalesce(F.col(REASON_CODES), F.array().cast("array<string>"))
                    if REASON_CODES in scored.columns else F.array().cast("array<string>"))
+        churn = optional(scored, CHURN_SCORE, "double")
         has_ordered = F.col("days_since_last_order").isNotNull()
         # A smaller recency is better, so R counts the edges the recency is *not* above.
         recency_rank = F.lit(len(cuts.recency) + 2) - rank_against("days_since_last_order", cuts.recency)
+        versions = F.array(*[F.struct(F.lit(table).alias("table"), F.lit(version).cast("long").alias("version"))
+                             for table, version in sorted(lineage.input_versions)])
         with_scores = (
             scored.withColumn("recency_score", F.when(has_ordered, recency_rank).otherwise(1).cast("int"))
             .withColumn("frequency_score",
@@ -96,11 +157,27 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, model_name: str, model_run_
                         F.when(has_ordered, rank_against("spend_90d", cuts.monetary)).otherwise(1))
             .withColumn("rfm_segment", F.when(has_ordered, _rfm_segment()).otherwise(NO_PURCHASE_SEGMENT))
             .withColumn("propensity_decile", rank_against(SCORE, cuts.propensity))
+            .withColumn(CHURN_SCORE, churn)
+            .withColumn("churn_decile", F.when(churn.isNotNull(), rank_against(CHURN_SCORE, list(cuts.churn))))
         )
         return (
-            with_scores.withColumn("top_category", F.col("top_category_30d"))
-            .withColumn("model_name", F.lit(model_name))
-            .withColumn("model_run_id", F.lit(model_run_id))
+            with_scores.withColumn(PERSON_KEY_COLUMN, person_key(F.col("user_id"), pseudonym_key))
+            .withColumn("gender", optional(scored, "gender", "string"))
+            .withColumn("age_band", optional(scored, "age_band", "string"))
+            .withColumn("city_tier", optional(scored, "city_tier", "string"))
+            .withColumn("tenure_days", F.datediff(F.col("dt"), optional(scored, "signup_date", "date")))
+            .withColumn("rfm_segment_zh", _label(F.col("rfm_segment"), labels, 0))
+            .withColumn("rfm_segment_en", _label(F.col("rfm_segment"), labels, 1))
+            .withColumn("value_tier", _value_tier())
+            .withColumn("top_category", F.col("top_category_30d"))
+            .withColumn("high_refund_rate", F.coalesce(F.col("refund_rate_90d") >= F.lit(high_refund_rate),
+                                                       F.lit(False)))
+            .withColumn("model_name", F.lit(lineage.model_name))
+            .withColumn("model_version", F.lit(lineage.model_version).cast("string"))
+            .withColumn("model_run_id", F.lit(lineage.model_run_id))
+            .withColumn("churn_model_run_id",
+                        F.when(churn.isNotNull(), F.lit(lineage.churn_model_run_id)).cast("string"))
+            .withColumn("input_versions", versions)
             .withColumn("feature_dt", F.col("dt"))
             .withColumn("dt", F.lit(day).cast("date"))
             .withColumn(REASON_CODES, reasons)

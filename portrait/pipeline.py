@@ -35,6 +35,7 @@ from portrait.model.training import (
     split_by_user_hash,
 )
 from portrait.publish.assemble import (
+    CHURN_REASON_CODES,
     CHURN_SCORE,
     PortraitLineage,
     assemble_portrait,
@@ -415,16 +416,16 @@ class Scorer:
     uri: str | None = None
 
 
-def load_scorer(model_uri: str, explain: bool = True) -> Scorer:
+def load_scorer(model_uri: str) -> Scorer:
     """A logged model (``runs:/…`` or ``models:/…``) with its run, registry version and explanation."""
     from portrait.model import tracking
 
     return Scorer(tracking.load_model(model_uri), tracking.run_id_of(model_uri),
                   tracking.registered_version_of(model_uri),
-                  tracking.load_explanation(model_uri) if explain else None, model_uri)
+                  tracking.load_explanation(model_uri), model_uri)
 
 
-def _scorer_after_training(cfg: Config, trained: TrainingResult | None, explain: bool = True) -> Scorer:
+def _scorer_after_training(cfg: Config, trained: TrainingResult | None) -> Scorer:
     """The model to score with for ``cfg``'s target: the one just trained unless the promotion gate kept an
     earlier champion; without training, the champion (:class:`NoModelError` when there is none)."""
     from portrait.model import tracking
@@ -434,7 +435,7 @@ def _scorer_after_training(cfg: Config, trained: TrainingResult | None, explain:
     if trained is not None and trained.promotion.promoted:
         return Scorer(trained.model, trained.run_id, str(trained.promotion.challenger_version),
                       trained.explanation, tracking.champion_model_uri(cfg))
-    return load_scorer(tracking.champion_model_uri(cfg), explain)
+    return load_scorer(tracking.champion_model_uri(cfg))
 
 
 def churn_scorer(cfg: Config, trained: TrainingResult | None = None) -> Scorer | None:
@@ -445,7 +446,7 @@ def churn_scorer(cfg: Config, trained: TrainingResult | None = None) -> Scorer |
     if CHURN_TARGET not in cfg.model.targets:
         return None
     try:
-        return _scorer_after_training(target_config(cfg, CHURN_TARGET), trained, explain=False)
+        return _scorer_after_training(target_config(cfg, CHURN_TARGET), trained)
     except NoModelError as exc:
         log.warning("portrait rows get no churn_score: %s", exc)
         return None
@@ -483,6 +484,8 @@ def _portrait_frame(cfg: Config, day: dt.date, features: DataFrame, scorer: Scor
         scored = scored.transform(reason_codes(scorer.model, scorer.explanation))
     if churn is not None:
         scored = scored.transform(score(churn.model, CHURN_SCORE))
+        if churn.explanation is not None:
+            scored = scored.transform(reason_codes(churn.model, churn.explanation, output=CHURN_REASON_CODES))
     scored = scored.transform(with_user_attributes(users)).cache()  # read twice: cut points, then the assembly
     lineage = PortraitLineage(cfg.model.name, scorer.run_id, scorer.version,
                               None if churn is None else churn.run_id, tuple(sorted(input_versions.items())))
@@ -738,7 +741,7 @@ def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> DataFr
                     None if lineage is None else lineage["model_version"], tracking.load_explanation(model_uri))
     churn = None
     if lineage is not None and lineage["churn_model_run_id"] is not None:
-        churn = load_scorer(f"runs:/{lineage['churn_model_run_id']}/{tracking.MODEL_ARTIFACT}", explain=False)
+        churn = load_scorer(f"runs:/{lineage['churn_model_run_id']}/{tracking.MODEL_ARTIFACT}")
     recorded_inputs = {name: version for name, version in versions.items()
                        if name in {c.name for c in (*INPUT_TABLES, IDENTITY_GRAPH)}}
     portrait, _ = _portrait_frame(cfg, day, published, scorer, churn, _input_frame(spark, cfg, USERS, versions),

@@ -342,6 +342,7 @@ USER_PORTRAIT = TableContract(
             _col("reason_codes", T.ArrayType(T.StringType(), True), "Top three reasons for purchase_propensity in words, each with its log-odds contribution, e.g. '3 add-to-cart events in the last 7 days (+0.42)'; empty when the model has no explanation.", False),
             _col("churn_score", T.DoubleType(), "Churn model probability of no activity in the model.churn_horizon_days after dt; null when churn is not among model.targets or has no champion."),
             _col("churn_decile", T.IntegerType(), "Decile of churn_score among users on dt (10 = most likely to churn); null with churn_score."),
+            _col("churn_reason_codes", T.ArrayType(T.StringType(), True), "Top three reasons for churn_score in words, each with its log-odds contribution; empty without a churn score or explanation.", False),
             # risk flags
             _col("bot_suspect", T.BooleanType(), "Risk flag: machine-like activity (user_features.bot_suspect).", False),
             _col("high_refund_rate", T.BooleanType(), "Risk flag: user_features.refund_rate_90d at or above features.high_refund_rate.", False),

@@ -180,6 +180,7 @@ def test_assemble_portrait_exact_rows(spark, cfg):
     constants = {
         **{name: F.expr(sql) for name, sql in PASS_THROUGH.items()},
         "reason_codes": F.array().cast("array<string>"),  # the scored rows carry no reason codes
+        "churn_reason_codes": F.array().cast("array<string>"),
         "model_name": F.lit(MODEL), "model_version": F.lit("4"), "model_run_id": F.lit(RUN),
         "churn_model_run_id": F.lit("churn-run"),
         "input_versions": F.array(F.struct(F.lit("clickstream").alias("table"), F.lit(7).cast("long").alias("version")),
@@ -334,15 +335,18 @@ def test_reason_codes_pass_through_and_missing_ones_become_empty_lists(spark):
     scored = spark.createDataFrame(
         [
             ("champ", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.95, fd, "active",
-             ["2 add-to-cart events in the last 7 days (+0.40)"]),
-            ("none", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.5, fd, "active", None),
+             ["2 add-to-cart events in the last 7 days (+0.40)"], ["no visit in 20 days (+0.90)"]),
+            ("none", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.5, fd, "active", None, None),
         ],
-        T.StructType([*SCORED.fields, T.StructField("reason_codes", T.ArrayType(T.StringType()))]),
+        T.StructType([*SCORED.fields, T.StructField("reason_codes", T.ArrayType(T.StringType())),
+                      T.StructField("churn_reason_codes", T.ArrayType(T.StringType()))]),
     ).select("*", F.lit(None).cast("double").alias("refund_rate_90d"), F.lit(False).alias("bot_suspect"),
              *pass_through())
-    actual = scored.transform(assemble_portrait(PORTRAIT_DAY, CUTS, LINEAGE, KEY)).select("user_id", "reason_codes")
+    actual = scored.transform(assemble_portrait(PORTRAIT_DAY, CUTS, LINEAGE, KEY)).select(
+        "user_id", "reason_codes", "churn_reason_codes")
     expected = spark.createDataFrame(
-        [("champ", ["2 add-to-cart events in the last 7 days (+0.40)"]), ("none", [])],
-        "user_id string, reason_codes array<string>",
+        [("champ", ["2 add-to-cart events in the last 7 days (+0.40)"], ["no visit in 20 days (+0.90)"]),
+         ("none", [], [])],
+        "user_id string, reason_codes array<string>, churn_reason_codes array<string>",
     )
     assertDataFrameEqual(actual, expected)

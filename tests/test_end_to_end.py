@@ -60,6 +60,7 @@ def test_portrait_rows_carry_churn_attributes_interests_risk_and_lineage(spark, 
                          F.countDistinct("churn_model_run_id")).first()
     assert churn[0] == churn[1] > 0 and (churn[2], churn[3], churn[4]) == (1, 10, 1)
     assert "churn_auc_roc" in summary.metrics
+    assert portrait.where(F.size("churn_reason_codes") > 0).count() > churn[1] // 2  # the churn model explains
     churn_cfg = target_config(cfg, "churn")
     champion = tracking.champion_version(churn_cfg)
     assert portrait.select("churn_model_run_id").first()[0] == champion.run_id

@@ -327,8 +327,10 @@ def reason_contributions(model: PipelineModel, explanation: Explanation) -> Tran
     return transform
 
 
-def reason_codes(model: PipelineModel, explanation: Explanation, top: int = TOP_REASONS) -> Transformation:
-    """Add ``reason_codes``: the user's ``top`` largest contributions as sentences a marketer can read.
+def reason_codes(model: PipelineModel, explanation: Explanation, top: int = TOP_REASONS,
+                 output: str = REASON_CODES) -> Transformation:
+    """Add ``output`` (default ``reason_codes``): the user's ``top`` largest contributions as sentences a
+    marketer can read.
 
     Each reads ``"<what the user did> (<signed log-odds contribution>)"``, e.g.
     ``"3 add-to-cart events in the last 7 days (+0.42)"`` or ``"interested in: 连衣裙, 手机 (+0.21)"``; see
@@ -339,6 +341,6 @@ def reason_codes(model: PipelineModel, explanation: Explanation, top: int = TOP_
         with_contributions = rows.transform(reason_contributions(model, explanation))
         sentences = F.transform(F.slice(F.col(REASON_CONTRIBUTIONS), 1, top),
                                 lambda r: F.format_string("%s (%+.2f)", r["text"], r["c"]))
-        return with_contributions.select(*rows.columns, sentences.alias(REASON_CODES))
+        return with_contributions.select(*rows.columns, sentences.alias(output))
 
     return transform

@@ -24,6 +24,7 @@ from portrait.schemas import PERSON_KEY_COLUMN, USER_PORTRAIT
 QUANTILE_RELATIVE_ERROR = 0.001
 REASON_CODES = "reason_codes"
 CHURN_SCORE = "churn_score"
+CHURN_REASON_CODES = "churn_reason_codes"
 # Columns of the users table carried into the portrait as they are (tenure_days is derived from signup_date).
 USER_ATTRIBUTES: tuple[str, ...] = ("gender", "age_band", "city_tier")
 
@@ -128,11 +129,11 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, lineage: PortraitLineage, p
                       tags: Sequence[TagDefinition] = (), high_refund_rate: float = 0.5) -> Transformation:
     """Scored ``user_features`` rows of ``day`` → ``user_portrait`` rows (the contract's columns).
 
-    The rows may carry ``reason_codes`` (see :func:`portrait.model.explain.reason_codes`; else every row gets
-    an empty list), ``churn_score`` (else null) and the base attributes of :func:`with_user_attributes` (else
-    null). ``tags`` is the tag registry (``cfg.tags``): its live tags fill the ``tags`` column and its
-    ``rfm_<segment>`` tags name the RFM segments. ``pseudonym_key`` makes ``person_key``
-    (:func:`portrait.privacy.person_key`).
+    The rows may carry ``reason_codes`` and ``churn_reason_codes`` (see
+    :func:`portrait.model.explain.reason_codes`; else every row gets an empty list), ``churn_score`` (else
+    null) and the base attributes of :func:`with_user_attributes` (else null). ``tags`` is the tag registry
+    (``cfg.tags``): its live tags fill the ``tags`` column and its ``rfm_<segment>`` tags name the RFM
+    segments. ``pseudonym_key`` makes ``person_key`` (:func:`portrait.privacy.person_key`).
     """
     labels = segment_labels(tags)
 
@@ -140,9 +141,11 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, lineage: PortraitLineage, p
         return F.col(column) if column in scored.columns else F.lit(None).cast(data_type)
 
     def transform(scored: DataFrame) -> DataFrame:
-        # Reason codes come from the model's explanation when the scored rows carry them.
-        reasons = (F.coalesce(F.col(REASON_CODES), F.array().cast("array<string>"))
-                   if REASON_CODES in scored.columns else F.array().cast("array<string>"))
+        # Reason codes come from the models' explanations when the scored rows carry them.
+        def reasons(column: str) -> Column:
+            return (F.coalesce(F.col(column), F.array().cast("array<string>"))
+                    if column in scored.columns else F.array().cast("array<string>"))
+
         churn = optional(scored, CHURN_SCORE, "double")
         has_ordered = F.col("days_since_last_order").isNotNull()
         # A smaller recency is better, so R counts the edges the recency is *not* above.
@@ -180,7 +183,8 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, lineage: PortraitLineage, p
             .withColumn("input_versions", versions)
             .withColumn("feature_dt", F.col("dt"))
             .withColumn("dt", F.lit(day).cast("date"))
-            .withColumn(REASON_CODES, reasons)
+            .withColumn(REASON_CODES, reasons(REASON_CODES))
+            .withColumn(CHURN_REASON_CODES, reasons(CHURN_REASON_CODES))
             .transform(apply_tags(tags))  # live tags of the registry, over feature and portrait columns
             .select(*[F.col(f.name).cast(f.dataType) for f in USER_PORTRAIT.schema.fields])
         )

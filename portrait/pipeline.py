@@ -106,6 +106,7 @@ class RunSummary:
     seconds: float = 0.0
     breaches: int | None = None
     report_path: str | None = None
+    input_versions: dict[str, int] = field(default_factory=dict)  # what the portrait was built from
 
     def render(self) -> str:
         lines = [f"portrait daily run for {self.run_date} finished in {self.seconds:.1f} s"]
@@ -350,15 +351,18 @@ def run_train(spark: SparkSession, cfg: Config, run_date: dt.date,
     settings = cfg.model
     dates, train, test = training_sets(spark, cfg, run_date, target)
     test = test.cache()  # evaluated, logged as the input example and scored by the champion
-    if settings.class_weights:
-        train = train.transform(class_weights(WEIGHT))
     train = train.cache()
     for rows, side in ((train, "training"), (test, "test")):
         if rows.isEmpty():
+            train.unpersist()
+            test.unpersist()
             raise NotEnoughHistoryError(
                 f"target {target!r}: no {side} rows on the snapshot dates {', '.join(map(str, dates))} (label "
                 f"horizon {settings.label_horizon_days} days before {run_date}); the input tables need events "
                 f"before {dates[0]}, or lower model.training_snapshots / model.snapshot_step_days")
+    labelled_train = train  # the cached rows; weights below are a column over them
+    if settings.class_weights:
+        train = train.transform(class_weights(WEIGHT))
     tuning_params: dict[str, float] = {}
     tuning_metrics: dict[str, float] = {}
     with _Stage("fit"):
@@ -378,7 +382,7 @@ def run_train(spark: SparkSession, cfg: Config, run_date: dt.date,
     with _Stage("explain"):
         explanation = explain_model(model, train, settings.vocabulary_tokens)
     train_rows = train.count()
-    train.unpersist()
+    labelled_train.unpersist()
     versions = {f"input_version_{t.name}": io.table_version(spark, cfg, t) for t in (CLICKSTREAM, ORDERS)}
     params = {
         "run_date": run_date.isoformat(),
@@ -420,9 +424,12 @@ def load_scorer(model_uri: str) -> Scorer:
     """A logged model (``runs:/…`` or ``models:/…``) with its run, registry version and explanation."""
     from portrait.model import tracking
 
-    return Scorer(tracking.load_model(model_uri), tracking.run_id_of(model_uri),
-                  tracking.registered_version_of(model_uri),
-                  tracking.load_explanation(model_uri), model_uri)
+    version = tracking.registered_version_of(model_uri)
+    # An alias is resolved once: a promotion running meanwhile cannot mix two versions in one portrait.
+    name = model_uri.removeprefix("models:/").split("@")[0].split("/")[0]
+    pinned = model_uri if version is None else f"models:/{name}/{version}"
+    return Scorer(tracking.load_model(pinned), tracking.run_id_of(pinned), version,
+                  tracking.load_explanation(pinned), model_uri)
 
 
 def _scorer_after_training(cfg: Config, trained: TrainingResult | None) -> Scorer:
@@ -453,20 +460,22 @@ def churn_scorer(cfg: Config, trained: TrainingResult | None = None) -> Scorer |
 
 
 def run_portrait(spark: SparkSession, cfg: Config, day: dt.date, scorer: Scorer,
-                 churn: Scorer | None = None) -> int:
+                 churn: Scorer | None = None, input_versions: dict[str, int] | None = None) -> int:
     """Score the users of ``day`` and write the ``user_portrait`` partition of ``day``; returns its rows.
 
     With the model's explanation every row gets its reason codes; without, an empty list. ``churn`` fills
-    ``churn_score`` (else null). The rows are published only when they pass the quality gate
+    ``churn_score`` (else null). ``input_versions`` are the input table versions the run records (read at its
+    start; default: now); the rows name them and the ``users`` attributes are read at that version. The rows are
+    published only when they pass the quality gate
     (:func:`publish_portrait`); otherwise :class:`portrait.publish.quality.QualityGateFailed` is raised and
     the table is unchanged.
     """
     check_tag_registry(spark, cfg)
     ensure_features(spark, cfg, [day])
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(day).cast("date"))
-    input_versions = _current_input_versions(spark, cfg)
-    portrait_rows, scored = _portrait_frame(cfg, day, features, scorer, churn, _optional(spark, cfg, USERS),
-                                            input_versions)
+    versions = _current_input_versions(spark, cfg) if input_versions is None else input_versions
+    users = _input_frame(spark, cfg, USERS, versions)
+    portrait_rows, scored = _portrait_frame(cfg, day, features, scorer, churn, users, versions)
     try:
         publish_portrait(spark, cfg, day, portrait_rows)  # quality gate, atomic write, tag changes
     finally:
@@ -525,7 +534,7 @@ def run_score(spark: SparkSession, cfg: Config, day: dt.date, model_uri: str | N
         scorer = load_scorer(uri)
         run.mlflow_run_id = scorer.run_id
         with _Stage(f"portrait {day}"):
-            rows = run_portrait(spark, cfg, day, scorer, churn_scorer(cfg))
+            rows = run_portrait(spark, cfg, day, scorer, churn_scorer(cfg), run.input_versions)
         with _Stage(f"bi tables and report {day}"):
             bi_rows = run_bi_tables(spark, cfg, day)
             report = run_daily_report(spark, cfg, day)
@@ -574,6 +583,7 @@ def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missin
         with _Stage("generate"):
             run_generate(spark, cfg, end_date=day)
         summary.generated = True
+    summary.input_versions = _current_input_versions(spark, cfg)
     with _Stage(f"features {day}"):
         run_features(spark, cfg, day)
     trained: dict[str, TrainingResult] = {}
@@ -596,7 +606,7 @@ def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missin
         log.info("scoring with the champion %s (model.daily_training: %s)", scorer.uri, cfg.model.daily_training)
     scored_with = scorer.uri
     with _Stage(f"portrait {day}"):
-        run_portrait(spark, cfg, day, scorer, churn_scorer(cfg, trained.get(CHURN_TARGET)))
+        run_portrait(spark, cfg, day, scorer, churn_scorer(cfg, trained.get(CHURN_TARGET)), summary.input_versions)
     with _Stage(f"bi tables and report {day}"):
         run_bi_tables(spark, cfg, day)
         summary.report_path = str(run_daily_report(spark, cfg, day))
@@ -645,8 +655,7 @@ def run_daily_recorded(spark: SparkSession, cfg: Config, day: dt.date, generate_
         if inputs_exist(spark, cfg):
             run.input_versions = _current_input_versions(spark, cfg)
         summary = run_daily(spark, cfg, day, generate_if_missing=generate_if_missing)
-        if summary.generated:
-            run.input_versions = _current_input_versions(spark, cfg)
+        run.input_versions = summary.input_versions  # the versions the portrait rows name
         run.rows_in = _partition_rows(spark, cfg, USER_FEATURES, day)
         run.rows_out = _partition_rows(spark, cfg, USER_PORTRAIT, day)
         run.output_versions = {c.name: io.table_version(spark, cfg, c)
@@ -700,7 +709,8 @@ def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> DataFr
     Features are recomputed from the ``user_daily_activity`` rollups at the version the run recorded (runs
     recorded before rollups existed: from the input tables at their recorded versions) and must equal the
     ``user_features`` it published (checked); the portrait is then scored from those features with the
-    recorded model run, exactly as the run did.
+    recorded model run, exactly as the run did. ``person_key`` is recomputed with the current pseudonymisation
+    key: after a key rotation a replay of an earlier date differs in that column only.
     """
     from portrait.ingest.identity import stitch_person_id
     from portrait.model import tracking

@@ -137,6 +137,7 @@ def test_assemble_portrait_exact_rows(spark, cfg):
     ])
     users = spark.createDataFrame(
         [("champ", dt.date(2024, 6, 1), "f", "25-34", "1"), ("newc", None, "m", "18-24", "2"),
+         ("newc", None, "f", "55+", "5"),  # a repeated id: one row is kept (the largest values), no second row
          ("ghost", dt.date(2020, 1, 1), "f", "55+", "5")],  # a user without features adds no row
         "user_id string, signup_date date, gender string, age_band string, city_tier string",
     )

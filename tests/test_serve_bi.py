@@ -126,10 +126,11 @@ def test_bi_queries_over_hiveserver2_equal_spark_aggregates(spark, server, tiny_
     assert _close(sizes, [tuple(r) for r in expected]), (sizes, expected)
     assert sum(r[1] for r in sizes) == io.read_table(spark, cfg, USER_PORTRAIT).count()
 
-    history = _query(port, "SELECT dt, value_tier, count(DISTINCT person_key), avg(churn_score) FROM portrait_history "
-                           "GROUP BY dt, value_tier ORDER BY dt, value_tier")
-    expected = (io.read_table(spark, cfg, USER_PORTRAIT).groupBy("dt", "value_tier")
-                .agg(F.count_distinct("user_id"), F.avg("churn_score")).orderBy("dt", "value_tier").collect())
+    # HiveServer2 sends dates as text: compare them as ISO strings.
+    history = _query(port, "SELECT CAST(dt AS STRING), value_tier, count(DISTINCT person_key), "
+                           "avg(purchase_propensity) FROM portrait_history GROUP BY dt, value_tier ORDER BY 1, 2")
+    expected = (io.read_table(spark, cfg, USER_PORTRAIT).groupBy(F.col("dt").cast("string"), "value_tier")
+                .agg(F.count_distinct("user_id"), F.avg("purchase_propensity")).orderBy(1, 2).collect())
     assert history and _close(history, [tuple(r) for r in expected]), (history, expected)
     joined = _query(port, "SELECT count(*) FROM portrait_history h JOIN portrait_latest l "
                           "ON h.person_key = l.person_key AND h.dt = l.dt")

@@ -231,10 +231,11 @@ def registered_version_of(model_uri: str) -> str | None:
     run's model (``runs:/…``)."""
     if not model_uri.startswith("models:/"):
         return None
-    name, _, ref = model_uri.removeprefix("models:/").partition("@")
-    if ref:
-        return str(mlflow.MlflowClient().get_model_version_by_alias(name, ref).version)
-    return model_uri.rstrip("/").rsplit("/", 1)[-1]
+    name, _, alias = model_uri.removeprefix("models:/").partition("@")
+    if alias:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    version = model_uri.rstrip("/").rsplit("/", 1)[-1]
+    return version if version.isdigit() else None  # a stage name such as "latest" is not a version
 
 
 def run_id_of(model_uri: str) -> str:

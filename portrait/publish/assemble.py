@@ -119,7 +119,12 @@ def with_user_attributes(users: DataFrame | None) -> Transformation:
         if users is None:
             return features.select("*", *[F.lit(None).cast("string").alias(c) for c in USER_ATTRIBUTES],
                                    F.lit(None).cast("date").alias("signup_date"))
-        attributes = users.select("user_id", *USER_ATTRIBUTES, "signup_date")
+        # users is keyed by user_id but Delta does not enforce keys: should an id repeat, keep one row
+        # deterministically (the latest signup, then the largest values) so a person never gets two rows.
+        columns = ("signup_date", *USER_ATTRIBUTES)
+        newest = F.max(F.struct(*columns)).alias("newest")
+        attributes = users.groupBy("user_id").agg(newest).select(
+            "user_id", *[F.col(f"newest.{c}").alias(c) for c in columns])
         return features.join(attributes, "user_id", "left")
 
     return transform

@@ -150,7 +150,12 @@ def _sql_name(ref: TableRef) -> str:
 def _add_checks(spark: SparkSession, ref: TableRef, contract: TableContract) -> None:
     """Add the contract's CHECK constraints to a table just created (names and SQL come from code)."""
     for name, condition in contract.checks:
-        spark.sql(f"ALTER TABLE {_sql_name(ref)} ADD CONSTRAINT {name} CHECK ({condition})")
+        try:
+            spark.sql(f"ALTER TABLE {_sql_name(ref)} ADD CONSTRAINT {name} CHECK ({condition})")
+        except AnalysisException as exc:
+            # Two jobs creating the table at once both add its constraints: the second finds them there.
+            if "CONSTRAINT_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
+                raise
 
 
 def _conform(frame: DataFrame, contract: TableContract) -> DataFrame:

@@ -362,9 +362,9 @@ USER_PORTRAIT = TableContract(
     checks=(
         ("valid_scores", "recency_score BETWEEN 1 AND 5 AND frequency_score BETWEEN 1 AND 5 "
                          "AND monetary_score BETWEEN 1 AND 5 AND propensity_decile BETWEEN 1 AND 10 "
-                         "AND purchase_propensity BETWEEN 0 AND 1"),
-        ("valid_churn", "churn_score IS NULL OR (churn_score BETWEEN 0 AND 1 AND churn_decile BETWEEN 1 AND 10)"),
-        ("value_tier_known", "value_tier IN ('high', 'mid', 'low', 'none')"),
+                         "AND purchase_propensity BETWEEN 0 AND 1 "
+                         "AND (churn_score IS NULL OR (churn_score BETWEEN 0 AND 1 AND churn_decile BETWEEN 1 AND 10)) "
+                         "AND value_tier IN ('high', 'mid', 'low', 'none')"),
     ),
     # Change Data Feed lets downstream tools (CRM syncs, marketing triggers) read only the rows that changed.
     properties=(("delta.enableChangeDataFeed", "true"),),

@@ -88,3 +88,13 @@ def test_versions_count_commits_and_time_travel_reads_an_old_version(spark, cfg)
     io.replace_partition(spark, cfg, SMALL, _rows(spark, [("a", 2, D1)]), D1)
     assert io.table_version(spark, cfg, SMALL) == first + 1
     assertDataFrameEqual(io.read_table(spark, cfg, SMALL, version=first), _rows(spark, [("a", 1, D1)]))
+
+
+def test_a_second_creator_finds_the_checks_already_there(spark, cfg):
+    """Two jobs creating a table at once both add its CHECK constraints; the second must not fail."""
+    from portrait.schemas import USER_PORTRAIT
+
+    ref = io.ensure_table(spark, cfg, USER_PORTRAIT)
+    io._add_checks(spark, ref, USER_PORTRAIT)  # what the second creator does after losing the race
+    constraints = spark.sql(f"SHOW TBLPROPERTIES delta.`{ref.path}`").where("key LIKE 'delta.constraints.%'")
+    assert [r["key"] for r in constraints.collect()] == ["delta.constraints.valid_scores"]

@@ -9,7 +9,7 @@ DATE   ?=
 PYTEST_ARGS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run serve-bi test lint clean-state check-java
+.PHONY: setup run serve-bi test lint bench clean-state check-java
 
 setup: $(STAMP)
 	@$(BIN)/python -m portrait.spark fetch-jars
@@ -50,6 +50,13 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# Spark beside DuckDB and pandas at 1M/10M/30M events (docs/BENCHMARKS.md); BENCH_ARGS="--events 100M --engines spark"
+# for other sizes. Needs the machine to itself: it takes about an hour.
+BENCH_ARGS ?= --events 1M,10M,30M --repeats 3
+bench: setup
+	$(BIN)/pip install --quiet -e ".[spark,dev,bench]"
+	$(BIN)/python bench/scale.py $(BENCH_ARGS) --workdir /tmp/portrait-scale --json docs/bench/scale.json --markdown docs/bench/scale.md
 
 # Remove the local lakehouse and MLflow store (not the virtualenv or the jar cache).
 clean-state:

@@ -26,13 +26,15 @@ EXTRAS_REQUIRE = {
     "spark": SPARK_REQUIRES,
     "dev": [
         "pytest>=8",
-        "pytest-xdist>=3.5",  # CI runs the suite on both cores, one SparkSession per worker
+        "pytest-xdist>=3.5",  # `make test PYTEST_ARGS="-n 2"`: both cores, one SparkSession per worker
         "ruff>=0.6",
         "jsonschema>=4.20",
         "scikit-learn>=1.4",  # bench/model_vs_sklearn.py only
         "pyhive[hive_pure_sasl]>=0.7",  # a real HiveServer2 client for the serve-bi tests
         "deltalake>=0.25",  # delta-rs: proves the tables are readable without Spark
     ],
+    # bench/scale.py: DuckDB is the single-node reference users compare with; psutil reads the JVM's memory.
+    "bench": ["duckdb>=1.1", "psutil>=5.9", "scikit-learn>=1.4", "deltalake>=0.25"],
 }
 
 setup(

@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pyspark import StorageLevel
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from portrait import io
 from portrait.config import Config
-from portrait.features.rollups import daily_activity
+from portrait.features.rollups import daily_activity, rollup_events
 from portrait.features.user_features import build_user_features, lookback_start
 from portrait.features.windows import features_from_rollups
 from portrait.model.evaluation import evaluate_model
@@ -206,9 +207,16 @@ def _inputs(spark: SparkSession, cfg: Config) -> dict[str, DataFrame | None]:
 def run_rollups(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> None:
     """Compute and write the ``user_daily_activity`` partitions of ``[start, end]`` in one pass and one commit."""
     tables = _inputs(spark, cfg)
-    rollups = tables["clickstream"].transform(
-        daily_activity(start, end, cfg.features, tables["orders"], tables["items"], tables["reviews"]))
-    io.replace_date_range(spark, cfg, USER_DAILY_ACTIVITY, rollups, start, end)
+    # Every part of the rollup reads these events: kept after their one read and shuffle, released after the write.
+    # Materialised before the rollup is planned, so the planner sees their partitioning and adds no shuffle.
+    events = tables["clickstream"].transform(rollup_events(start, end)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        log.info("rollups %s..%s: %d logged-in events", start, end, events.count())
+        rollups = events.transform(
+            daily_activity(start, end, cfg.features, tables["orders"], tables["items"], tables["reviews"]))
+        io.replace_date_range(spark, cfg, USER_DAILY_ACTIVITY, rollups, start, end)
+    finally:
+        events.unpersist()
 
 
 def _distinct_dates(spark: SparkSession, cfg: Config, contract, start: dt.date, end: dt.date) -> set[dt.date]:
@@ -230,18 +238,19 @@ def _contiguous_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return ranges
 
 
-def ensure_rollups(spark: SparkSession, cfg: Config, days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+def ensure_rollups(spark: SparkSession, cfg: Config, days: list[dt.date],
+                   refresh: bool = True) -> list[tuple[dt.date, dt.date]]:
     """Write the rollups the features of ``days`` need; returns the date ranges computed.
 
-    Each feature date's own rollup is always recomputed (its day may have received late events); earlier
-    days are computed only when input data exists for them and their rollup does not, each contiguous run
-    of such days in one pass.
+    With ``refresh`` each feature date's own rollup is recomputed (its day may have received late events);
+    other days are computed only when input data exists for them and their rollup does not, each contiguous
+    run of such days in one pass.
     """
     start, end = lookback_start(min(days)), max(days)
     with_data = (_distinct_dates(spark, cfg, CLICKSTREAM, start, end)
                  | _distinct_dates(spark, cfg, ORDERS, start, end))
     rolled_up = _distinct_dates(spark, cfg, USER_DAILY_ACTIVITY, start, end)
-    missing = (with_data - rolled_up) | set(days)
+    missing = (with_data - rolled_up) | (set(days) if refresh else set())
     ranges = _contiguous_ranges(list(missing))
     for first, last in ranges:
         with _Stage(f"rollups {first}..{last}"):
@@ -273,12 +282,16 @@ def _feature_dates_present(spark: SparkSession, cfg: Config, days: list[dt.date]
     return {row["dt"] for row in present.collect()}  # at most len(days) rows
 
 
-def ensure_features(spark: SparkSession, cfg: Config, days: list[dt.date]) -> None:
-    """Compute the feature partitions of ``days`` that do not exist yet (earlier ones are reused)."""
+def ensure_features(spark: SparkSession, cfg: Config, days: list[dt.date], refresh: bool = True) -> None:
+    """Compute the feature partitions of ``days`` that do not exist yet (earlier ones are reused).
+
+    Without ``refresh`` a missing date's features come from its rollup as stored when there is one (training
+    snapshots: days the daily runs rolled up already); with it, the date's rollup is recomputed first.
+    """
     present = _feature_dates_present(spark, cfg, days)
     missing = [day for day in days if day not in present]
     if missing:
-        ensure_rollups(spark, cfg, missing)
+        ensure_rollups(spark, cfg, missing, refresh=refresh)
     for day in missing:
         with _Stage(f"features {day}"):
             run_features(spark, cfg, day, rollups_ready=True)
@@ -314,7 +327,7 @@ def training_sets(spark: SparkSession, cfg: Config, run_date: dt.date,
     settings = cfg.model
     dates = snapshot_dates(run_date, settings.label_horizon_days, settings.training_snapshots,
                            settings.snapshot_step_days)
-    ensure_features(spark, cfg, dates)
+    ensure_features(spark, cfg, dates, refresh=False)
     features = io.read_table(spark, cfg, USER_FEATURES).where(
         F.col("dt").isin(*[F.lit(d).cast("date") for d in dates])
     )

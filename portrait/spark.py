@@ -52,6 +52,9 @@ _LOCAL_SQL_SETTINGS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     # Delta rebuilds table state with this many tasks (default 50); a small machine wants few.
     "spark.databricks.delta.snapshotPartitions": "2",
+    # VACUUM lists a table's directories in this many tasks (Spark's default: 10,000 nearly empty ones, 40-70 s
+    # per table on two cores); a few tasks list the same files.
+    "spark.sql.sources.parallelPartitionDiscovery.parallelism": "4",
 }
 _LOCAL_SETTINGS = {
     "spark.ui.enabled": "false",

@@ -9,10 +9,10 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import io
+from portrait import io, pipeline
 from portrait.model import tracking
 from portrait.model.scoring import SCORE, score
-from portrait.pipeline import run_daily, run_train, target_config
+from portrait.pipeline import run_daily, target_config
 from portrait.privacy import person_key_of, pseudonym_key
 from portrait.schemas import CLICKSTREAM, IDENTITY_GRAPH, ITEMS, ORDERS, REVIEWS, USER_FEATURES, USER_PORTRAIT, USERS
 from tests.conftest import make_config
@@ -25,11 +25,25 @@ NEXT_DATE = RUN_DATE + dt.timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def small_run(spark, tmp_path_factory):
-    """One daily run on a small generated shop; later tests inspect and re-run it."""
+    """One daily run on a small generated shop; later tests inspect and re-run it.
+
+    The run's own training results (in-memory models, by target) are kept, so the MLflow round trip below
+    compares the model the daily run trained with the one it logged, without training a third model.
+    """
     cfg = make_config(tmp_path_factory.mktemp("e2e"), GENERATE__USERS="600", GENERATE__DAYS="45",
                       MODEL__TARGETS="[purchase, churn]", MODEL__CHURN_HORIZON_DAYS="14")
-    summary = run_daily(spark, cfg, RUN_DATE)
-    return cfg, summary
+    trained = {}
+
+    def recording_run_train(spark_, cfg_, day, target=pipeline.PURCHASE_TARGET):
+        trained[target] = result = real_run_train(spark_, cfg_, day, target)
+        return result
+
+    real_run_train = pipeline.run_train
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "run_train", recording_run_train)
+        summary = run_daily(spark, cfg, RUN_DATE)
+    assert set(trained) == {"purchase", "churn"}
+    return cfg, summary, trained
 
 
 def _portrait(spark, cfg, day):
@@ -37,7 +51,7 @@ def _portrait(spark, cfg, day):
 
 
 def test_daily_run_writes_one_portrait_row_per_user_and_date(spark, small_run):
-    cfg, summary = small_run
+    cfg, summary, _ = small_run
     assert summary.generated
     portrait = spark.read.format("delta").load(io.table_ref(cfg, USER_PORTRAIT).path)
     assert portrait.count() == summary.table_rows["user_portrait"] > 0
@@ -53,7 +67,7 @@ def test_daily_run_writes_one_portrait_row_per_user_and_date(spark, small_run):
 
 
 def test_portrait_rows_carry_churn_attributes_interests_risk_and_lineage(spark, small_run):
-    cfg, summary = small_run
+    cfg, summary, _ = small_run
     portrait = _portrait(spark, cfg, RUN_DATE).cache()
     # churn: scored by the churn champion, deciles over the whole population
     churn = portrait.agg(F.count("churn_score"), F.count(F.lit(1)), F.min("churn_decile"), F.max("churn_decile"),
@@ -94,7 +108,7 @@ def test_portrait_rows_carry_churn_attributes_interests_risk_and_lineage(spark, 
 
 
 def test_mlflow_holds_the_run_with_params_metrics_and_a_registered_model(small_run):
-    cfg, summary = small_run
+    cfg, summary, _ = small_run
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     run = mlflow.get_run(summary.mlflow_run_id)
     assert run.data.params["config_fingerprint"] == cfg.fingerprint()
@@ -108,8 +122,9 @@ def test_mlflow_holds_the_run_with_params_metrics_and_a_registered_model(small_r
 
 
 def test_model_loaded_from_mlflow_scores_exactly_like_the_in_memory_model(spark, small_run):
-    cfg, _ = small_run
-    trained = run_train(spark, cfg, RUN_DATE)
+    cfg, summary, trained_by_target = small_run
+    trained = trained_by_target["purchase"]  # the model the daily run trained, still in memory
+    assert trained.model_uri == summary.model_uri
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))
     in_memory = features.transform(score(trained.model)).select("user_id", SCORE)
     loaded = tracking.load_model(trained.model_uri)
@@ -119,7 +134,7 @@ def test_model_loaded_from_mlflow_scores_exactly_like_the_in_memory_model(spark,
 
 
 def test_rerunning_a_date_leaves_identical_content_and_a_new_date_adds_a_partition(spark, small_run):
-    cfg, first = small_run
+    cfg, first, _ = small_run
     before = _portrait(spark, cfg, RUN_DATE).drop("model_run_id", "model_version")
     before_rows = before.collect()
     rerun = run_daily(spark, cfg, RUN_DATE)

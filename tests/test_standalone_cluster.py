@@ -98,6 +98,10 @@ def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_
     command = [
         str(BIN / "spark-submit"), "--master", url, "--total-executor-cores", "2", "--executor-memory", "1g",
         "--py-files", str(_package_zip(work)), *submit_args(driver_memory="2g"),
+        # Two single-core executors: Delta's default of 50 tasks per table-state rebuild (every read and
+        # commit) is pure scheduling overhead here. portrait sets 2 itself in local mode; results do not
+        # depend on it.
+        "--conf", "spark.databricks.delta.snapshotPartitions=2",
         str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", RUN_DATE,
     ]
     result = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True, timeout=1500)

@@ -4,16 +4,20 @@ Every window feature of ``user_features`` (1/7/30/90 days) is a sum or a merge o
 (:mod:`portrait.features.windows`), so a daily run reads one new day of events instead of 90, and a backfill
 of N dates computes each day's rollup once.
 
-How a day is computed, in one shuffle of the events by person:
+How a range of days is computed, in one shuffle of the events by (person, day): every part below is a
+per-(person, day) computation on that partitioning, and the parts are joined without moving events again.
 
 - Counts, first/last event, dayparts and price percentiles are a plain aggregation per (person, day).
-- Sessions need the person's events in time order. The events of the day *before* the range are read too, so
-  a session that started before midnight and goes on after it is not counted again on the new day.
+- Sessions need the person-day's events in time order. Each person-day also gets one row holding the person's
+  last event of the day before (taken from the counts, which start a day before the range), so a session that
+  started before midnight and goes on after it is not counted again on the new day.
   Person-days above ``features.bot_max_events_per_day`` (bots) are counted but kept out of this ordered
   window, so a handful of machine users with millions of events cannot hold one task hostage.
 - Interest weights per category and brand, events per platform and sessions per landing channel are one
   exploded (kind, key, value) aggregation, turned into maps.
-- Text tokens are segmented over distinct strings (:func:`portrait.features.text.segment_text`).
+- Text tokens: search queries and reviews are segmented over distinct strings
+  (:func:`portrait.features.text.segment_text`), item titles once per item and broadcast to the events;
+  each person-day keeps its newest texts before the parts meet.
 - Orders: one row per order first (an order can have many lines), then per person-day.
 """
 
@@ -31,6 +35,8 @@ from portrait.schemas import DAYPARTS, USER_DAILY_ACTIVITY
 
 _DAYPART_START_HOURS = (0, 6, 12, 18)
 _KEY = ("user_id", "dt")
+_EVENT_COLUMNS = ("user_id", "dt", "event_time", "event_id", "event_type", "item_id", "category_id", "brand",
+                  "platform", "channel", "search_query")
 
 
 def _empty_strings() -> Column:
@@ -95,28 +101,29 @@ def _event_counts(events: DataFrame, percentiles: DataFrame | None) -> DataFrame
     )
 
 
-def _sessions(events: DataFrame, start: dt.date, gap_minutes: int) -> DataFrame:
+def _sessions(events: DataFrame, gap_minutes: int) -> tuple[DataFrame, DataFrame]:
     """Session measures per (person, day) and landing-channel rows.
 
-    ``events`` has the person's last event of the day before ``start`` (to continue sessions over midnight).
+    ``events`` are one person-day's human events plus, flagged ``continuation``, one row holding the person's
+    last event of the day before (to continue sessions over midnight); the window is per (person, day).
     """
     gap_limit = gap_minutes * 60
-    in_order = Window.partitionBy("user_id").orderBy("event_time", "event_id")
+    in_order = Window.partitionBy(*_KEY).orderBy("event_time", "event_id")
     previous_time, next_time = F.lag("event_time").over(in_order), F.lead("event_time").over(in_order)
     # Microseconds, not unix_seconds: truncating both ends to whole seconds would move session boundaries.
     gap = (F.unix_micros("event_time") - F.unix_micros(previous_time)) / 1e6
     next_gap = (F.unix_micros(next_time) - F.unix_micros("event_time")) / 1e6
     flagged = events.select(
-        "user_id", "dt", "event_time", "event_id", "event_type", "channel",
+        *_KEY, "event_time", "event_id", "event_type", "channel", "continuation",
         gap.alias("gap"),
         # A bounce is decided within the day: a session whose next event comes after midnight is a bounce of
         # the day it started, so the day's rollup never changes once written.
-        ((F.lead("dt").over(in_order) == F.col("dt")) & (next_gap <= gap_limit)).alias("continues_today"),
+        (next_gap <= gap_limit).alias("continues_today"),
     ).withColumn("session_start", F.col("gap").isNull() | (F.col("gap") > gap_limit))
     numbered = flagged.withColumn(
         "session_number",
         F.sum(F.col("session_start").cast("int")).over(in_order.rowsBetween(Window.unboundedPreceding, 0)),
-    ).where(F.col("dt") >= _date(start))
+    ).where(~F.col("continuation"))
     in_session_gap = F.when(~F.col("session_start"), F.col("gap"))
     per_day = numbered.groupBy(*_KEY).agg(
         F.count(F.when(F.col("session_start"), True)).alias("sessions"),
@@ -128,7 +135,7 @@ def _sessions(events: DataFrame, start: dt.date, gap_minutes: int) -> DataFrame:
     )
     # A session part is the share of one session that falls on one day.
     parts = (
-        numbered.groupBy("user_id", "dt", "session_number")
+        numbered.groupBy(*_KEY, "session_number")
         .agg(F.max((F.col("event_type") == "search").cast("int")).alias("has_search"),
              F.max((F.col("event_type") == "buy").cast("int")).alias("has_buy"))
         .groupBy(*_KEY)
@@ -138,6 +145,19 @@ def _sessions(events: DataFrame, start: dt.date, gap_minutes: int) -> DataFrame:
     landing = numbered.where(F.col("session_start") & F.col("channel").isNotNull()).select(
         *_KEY, F.lit("channel").alias("kind"), F.col("channel").alias("key"), F.lit(1.0).alias("value"))
     return per_day.join(parts, on=list(_KEY), how="left"), landing
+
+
+def _continuations(counts: DataFrame, end: dt.date, bot_max_events: int) -> DataFrame:
+    """Per (person, day) up to ``end``: one row holding the person's last event of the day before.
+
+    ``counts`` start a day before the range. Bot days give none: they never take part in sessions.
+    """
+    return (
+        counts.where((F.col("events") <= bot_max_events) & (F.col("dt") < _date(end)))
+        .select("user_id", F.date_add("dt", 1).alias("dt"), F.col("last_event_time").alias("event_time"),
+                F.lit("").alias("event_id"), F.lit(None).cast("string").alias("event_type"),
+                F.lit(None).cast("string").alias("channel"), F.lit(True).alias("continuation"))
+    )
 
 
 def _keyed(events: DataFrame, weights: dict[str, float]) -> DataFrame:
@@ -157,8 +177,10 @@ def _keyed(events: DataFrame, weights: dict[str, float]) -> DataFrame:
     )
 
 
-def _maps(keyed: DataFrame) -> DataFrame:
-    summed = keyed.groupBy(*_KEY, "kind", "key").agg(F.sum("value").alias("value"))
+def _maps(keyed: DataFrame, landing: DataFrame) -> DataFrame:
+    # Each side is summed per key before the union, so only one row per (person, day, key) meets the other side.
+    summed = (keyed.groupBy(*_KEY, "kind", "key").agg(F.sum("value").alias("value"))
+              .unionByName(landing.groupBy(*_KEY, "kind", "key").agg(F.sum("value").alias("value"))))
 
     def as_map(kind: str, value_type: str) -> Column:
         entries = F.collect_list(F.when(F.col("kind") == kind, F.struct("key", F.col("value").cast(value_type))))
@@ -195,35 +217,73 @@ def _orders(orders: DataFrame) -> DataFrame:
     )
 
 
+def _newest_texts(texts: DataFrame, cap: int) -> DataFrame:
+    """Per (person, day): the newest ``cap`` texts that have tokens, as (event_time, text, text_tokens), newest first.
+
+    Each kept text has at least one token, so these ``cap`` texts hold the day's first ``cap`` tokens.
+    """
+    with_tokens = F.when(F.size("text_tokens") > 0, F.struct("event_time", "text", "text_tokens"))
+    newest_first = F.sort_array(F.collect_list(with_tokens), asc=False)
+    return texts.groupBy(*_KEY).agg(F.slice(newest_first, 1, cap).alias("texts"))
+
+
 def _tokens(events: DataFrame, start: dt.date, end: dt.date, settings: FeaturesConfig,
             items: DataFrame | None, reviews: DataFrame | None) -> DataFrame:
     """Per (person, day): the day's text tokens, newest text first, capped."""
-    texts = events.where((F.col("event_type") == "search") & F.col("search_query").isNotNull()).select(
+    cap = settings.max_tokens_per_user
+
+    def segmented(texts: DataFrame) -> DataFrame:
+        return texts.transform(segment_text("text", "text_tokens", settings.min_token_length))
+
+    searches = events.where((F.col("event_type") == "search") & F.col("search_query").isNotNull()).select(
         *_KEY, "event_time", F.col("search_query").alias("text"))
+    parts = [_newest_texts(segmented(searches), cap)]
     if items is not None:
-        titles = items.select("item_id", F.col("title").alias("text")).where(F.col("text").isNotNull())
-        texts = texts.unionByName(
-            events.where(F.col("event_type").isin(*TEXT_EVENT_TYPES))
-            .select(*_KEY, "event_time", "item_id")
-            .join(F.broadcast(titles), on="item_id", how="inner")
-            .drop("item_id")
-        )
+        # Titles are segmented once per item and reach the events through a broadcast join on the item id, so
+        # the events never move for their text; each (person, day) is reduced to its newest texts in place.
+        titles = segmented(items.select("item_id", F.col("title").alias("text")).where(F.col("text").isNotNull()))
+        acted_on = (events.where(F.col("event_type").isin(*TEXT_EVENT_TYPES))
+                    .select(*_KEY, "event_time", "item_id")
+                    .join(F.broadcast(titles), on="item_id", how="inner").drop("item_id"))
+        parts.append(_newest_texts(acted_on, cap))
     if reviews is not None:
-        texts = texts.unionByName(
-            reviews.where(between_dates(start, end) & F.col("review_text").isNotNull())
-            .select(*_KEY, F.col("review_time").alias("event_time"), F.col("review_text").alias("text"))
-        )
-    tokenised = texts.transform(segment_text("text", "text_tokens", settings.min_token_length))
-    newest_first = F.sort_array(F.collect_list(F.struct("event_time", "text", "text_tokens")), asc=False)
-    return tokenised.groupBy(*_KEY).agg(
-        F.slice(F.flatten(F.transform(newest_first, lambda t: t.getField("text_tokens"))), 1,
-                settings.max_tokens_per_user).alias("tokens")
+        written = (reviews.where(between_dates(start, end) & F.col("review_text").isNotNull())
+                   .select(*_KEY, F.col("review_time").alias("event_time"), F.col("review_text").alias("text")))
+        parts.append(_newest_texts(segmented(written), cap))
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.unionByName(part)
+    newest_first = F.sort_array(F.flatten(F.collect_list("texts")), asc=False)
+    return merged.groupBy(*_KEY).agg(
+        F.slice(F.flatten(F.transform(newest_first, lambda t: t.getField("text_tokens"))), 1, cap).alias("tokens")
     )
+
+
+def rollup_events(start: dt.date, end: dt.date) -> Transformation:
+    """Clickstream → the logged-in events :func:`daily_activity` reads for ``[start, end]``, by (person, day).
+
+    That is the day before ``start`` too (sessions continue over midnight) and only the columns it uses. Every part
+    of the rollup reads these rows, so a caller computing rollups caches them (and materialises the cache before
+    planning the rollup): the events are then read and shuffled once, and no part of the rollup moves them again.
+    """
+
+    def transform(clickstream: DataFrame) -> DataFrame:
+        return clickstream.transform(_logged_in_events(start, end)).repartition(*_KEY)
+
+    return transform
+
+
+def _logged_in_events(start: dt.date, end: dt.date) -> Transformation:
+    def transform(clickstream: DataFrame) -> DataFrame:
+        wanted = F.col("user_id").isNotNull() & between_dates(start - dt.timedelta(days=1), end)
+        return clickstream.where(wanted).select(*_EVENT_COLUMNS)
+
+    return transform
 
 
 def daily_activity(start: dt.date, end: dt.date, settings: FeaturesConfig, orders: DataFrame,
                    items: DataFrame | None = None, reviews: DataFrame | None = None) -> Transformation:
-    """Clickstream → ``user_daily_activity`` rows for every person-day in ``[start, end]``.
+    """Clickstream (or its :func:`rollup_events`) → ``user_daily_activity`` rows of every person-day in the range.
 
     Reads clickstream rows of ``[start - 1 day, end]`` (the day before only to continue sessions) and
     orders and reviews of ``[start, end]``; a person-day exists when the person had an event, placed an
@@ -231,25 +291,18 @@ def daily_activity(start: dt.date, end: dt.date, settings: FeaturesConfig, order
     """
 
     def transform(clickstream: DataFrame) -> DataFrame:
-        logged_in = clickstream.where(F.col("user_id").isNotNull())
-        events = logged_in.where(between_dates(start, end))
+        with_day_before = clickstream.transform(_logged_in_events(start, end))
         percentiles = item_price_percentiles(items) if items is not None else None
-        counts = _event_counts(events, percentiles)
-        bot_days = counts.where(F.col("events") > settings.bot_max_events_per_day).select(*_KEY)
+        counts_with_day_before = _event_counts(with_day_before, percentiles)
+        bot_days = counts_with_day_before.where(F.col("events") > settings.bot_max_events_per_day).select(*_KEY)
+        counts = counts_with_day_before.where(F.col("dt") >= _date(start))
+        events = with_day_before.where(F.col("dt") >= _date(start))
         humans = events.join(F.broadcast(bot_days), on=list(_KEY), how="left_anti")
-        # Only the last event of the day before matters for session continuation: one row per person
-        # (none when that day was a bot day, as bot days never take part in sessions).
-        day_before = start - dt.timedelta(days=1)
-        last_before = (
-            logged_in.where(F.col("dt") == _date(day_before)).groupBy("user_id")
-            .agg(F.max("event_time").alias("event_time"), F.count(F.lit(1)).alias("events"))
-            .where(F.col("events") <= settings.bot_max_events_per_day)
-            .select("user_id", _date(day_before).alias("dt"), "event_time", F.lit("").alias("event_id"),
-                    F.lit(None).cast("string").alias("event_type"), F.lit(None).cast("string").alias("channel"))
-        )
-        session_input = humans.select(*last_before.columns).unionByName(last_before)
-        sessions, landing = _sessions(session_input, start, settings.session_gap_minutes)
-        maps = _maps(_keyed(events, settings.affinity_weights).unionByName(landing))
+        continuations = _continuations(counts_with_day_before, end, settings.bot_max_events_per_day)
+        session_input = (humans.select(*continuations.columns[:-1], F.lit(False).alias("continuation"))
+                         .unionByName(continuations))
+        sessions, landing = _sessions(session_input, settings.session_gap_minutes)
+        maps = _maps(_keyed(events, settings.affinity_weights), landing)
         tokens = _tokens(humans, start, end, settings, items, reviews)
         order_days = _orders(orders.where(between_dates(start, end)))
         joined = (

@@ -51,8 +51,9 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# Spark beside DuckDB and pandas at 1M/10M/30M events (docs/BENCHMARKS.md); BENCH_ARGS="--events 100M --engines spark"
-# for other sizes. Needs the machine to itself: it takes about an hour.
+# Spark beside DuckDB and pandas at 1M/10M/30M events (docs/BENCHMARKS.md); e.g. BENCH_ARGS="--events 100M
+# --engines spark --spark-parts features" for other sizes. Needs the machine to itself: on 2 cores one repeat of
+# the three sizes takes well over an hour (2026-11-28), three repeats several hours.
 BENCH_ARGS ?= --events 1M,10M,30M --repeats 3
 bench: setup
 	$(BIN)/pip install --quiet -e ".[spark,dev,bench]"

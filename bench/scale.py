@@ -228,7 +228,9 @@ def _bench_config(run_dir: Path):
                                                 "spark.ui.retainedStages": "100000",
                                                 "spark.ui.retainedJobs": "100000"}),
     }
-    return load_config(REPO / "conf" / "local.yml", environ=environ)
+    # Settings to try come from the environment as for any run, e.g. PORTRAIT__SPARK__SHUFFLE_PARTITIONS=64.
+    tried = {k: v for k, v in os.environ.items() if k.startswith("PORTRAIT__") and k not in environ}
+    return load_config(REPO / "conf" / "local.yml", environ={**environ, **tried})
 
 
 def _fresh_lakehouse(data: Path, run_dir: Path) -> None:
@@ -244,7 +246,7 @@ def engine_spark(data: Path, run_dir: Path, events: int, part: str) -> list[dict
     from portrait.schemas import USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT
     from portrait.spark import get_spark
 
-    if part == "build":
+    if part in ("build", "features"):
         _fresh_lakehouse(data, run_dir)
     cfg = _bench_config(run_dir)
     lake = run_dir / "lakehouse"
@@ -252,11 +254,12 @@ def engine_spark(data: Path, run_dir: Path, events: int, part: str) -> list[dict
     recorder = Recorder(events, spark)
     recorder.fixed("session start", time.perf_counter() - PROCESS_STARTED)
     day = END_DATE - dt.timedelta(days=1)
-    if part == "build":
+    if part in ("build", "features"):
         with recorder.stage("rollups", tables=(lake / USER_DAILY_ACTIVITY.name,)):
             pipeline.ensure_rollups(spark, cfg, [day])
         with recorder.stage("features", tables=(lake / USER_FEATURES.name,)):
             pipeline.run_features(spark, cfg, day, rollups_ready=True)
+    if part == "build":
         trained = {}
         for target in cfg.model.targets:
             with recorder.stage(f"train {target}"):
@@ -270,7 +273,7 @@ def engine_spark(data: Path, run_dir: Path, events: int, part: str) -> list[dict
         purchase = trained["purchase"]
         recorder.stages.append({"stage": "metrics", "auc_roc_purchase": round(purchase.metrics["auc_roc"], 4),
                                 "train_rows": purchase.train_rows})
-    else:
+    elif part == "daily":
         with recorder.stage(f"daily {END_DATE}", tables=(lake / USER_PORTRAIT.name,)):
             pipeline.run_daily(spark, cfg, END_DATE, generate_if_missing=False)
     recorder.memory.close()
@@ -344,12 +347,18 @@ def run_engine(engine: str, data: Path, run_dir: Path, events: int, part: str = 
         returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - started
     if returncode != 0 or not out.exists():
-        tail = [line for line in log_file.read_text().splitlines() if line.strip()][-5:]
-        error = "killed (out of memory?)" if returncode in (-9, 137) else " | ".join(tail)[-600:]
+        error = "killed (out of memory?)" if returncode in (-9, 137) else failure_summary(log_file)
         return {"engine": engine, "part": part, "ok": False, "returncode": returncode, "error": error,
                 "process_seconds": round(wall, 1), "log": str(log_file)}
     return {"engine": engine, "part": part, "ok": True, "process_seconds": round(wall, 1),
             "stages": json.loads(out.read_text())}
+
+
+def failure_summary(log_file: Path) -> str:
+    """The last line of a failed run's log that names an error (a JVM ``Caused by:`` line included)."""
+    lines = [line.strip() for line in log_file.read_text().splitlines() if line.strip()]
+    named = [line for line in lines if ("Error" in line or "Exception" in line) and not line.startswith("at ")]
+    return (named or lines or ["no output"])[-1].removeprefix("Caused by: ")[:300]
 
 
 def _median_stages(runs: list[dict]) -> list[dict]:
@@ -403,7 +412,7 @@ def main_run(args) -> None:
               f"{meta['generate_seconds']} s", file=sys.stderr, flush=True)
         size = {"target_events": events, "data": meta, "engines": {}}
         for engine in engines:
-            parts = ("build", "daily") if engine == "spark" else ("build",)
+            parts = args.spark_parts.split(",") if engine == "spark" else ("build",)
             for part in parts:
                 runs = []
                 for repeat in range(args.repeats):
@@ -414,7 +423,7 @@ def main_run(args) -> None:
                     runs.append(result)
                     if not result["ok"]:
                         break  # a failure (e.g. out of memory) repeats itself; report it once
-                key = engine if part == "build" else f"{engine} daily"
+                key = f"{engine} daily" if part == "daily" else engine
                 size["engines"][key] = {"runs": runs, "median": _median_stages(runs)}
         report["sizes"].append(size)
         if args.json:
@@ -521,7 +530,7 @@ def main() -> None:
         parser.add_argument("--data", type=Path, required=True)
         parser.add_argument("--run-dir", type=Path, required=True)
         parser.add_argument("--events", type=int, required=True)
-        parser.add_argument("--part", default="build")
+        parser.add_argument("--part", default="build", choices=("build", "daily", "features"))
         parser.add_argument("--out", type=Path, required=True)
         args = parser.parse_args()
         if args.engine == "spark":
@@ -535,6 +544,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", default="1M,10M,30M", help="comma-separated sizes, e.g. 1M,10M,30M,100M")
     parser.add_argument("--engines", default="spark,duckdb,pandas")
+    parser.add_argument("--spark-parts", default="build,daily",
+                        help="build (every stage and training, then) daily; or features: rollups and features only")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)

@@ -119,13 +119,13 @@ class MemorySampler:
 
 
 def delta_files(table_path: Path) -> tuple[int, int]:
-    """(live files, bytes) of a Delta table, from its log (deltalake), or (0, 0) when absent."""
-    from deltalake import DeltaTable
+    """(live files, bytes) of a Delta table, from its log, or (0, 0) when absent."""
+    from reference_duckdb import delta_files as live_files
 
     if not (table_path / "_delta_log").exists():
         return 0, 0
-    uris = DeltaTable(str(table_path)).file_uris()
-    return len(uris), sum(os.path.getsize(u.removeprefix("file://")) for u in uris)
+    files = live_files(str(table_path))
+    return len(files), sum(os.path.getsize(f) for f in files)
 
 
 class Recorder:

@@ -480,6 +480,11 @@ class SparkConfig(_Section):
     app_name: str = "portrait"
     shuffle_partitions: int = Field(4, ge=1)
     driver_memory: str = "4g"
+    rollup_events_per_pass: int = Field(
+        10_000_000, ge=1,
+        description="A rollup of many days reads at most this many clickstream events per pass (whole days): "
+                    "the events of a pass are cached and shuffled at once, so memory follows this, not the "
+                    "history's length. Scale it with driver memory and shuffle_partitions.")
     options: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("driver_memory")

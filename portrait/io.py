@@ -114,11 +114,15 @@ def check_schema(actual: T.StructType, contract: TableContract, where: str) -> N
             )
 
 
+CONSTRAINT_PROPERTY_PREFIX = "delta.constraints."
+
+
 def ensure_table(spark: SparkSession, cfg: Config, contract: TableContract) -> TableRef:
     """Create the table with its contract (types, NOT NULL, comments, partitions) if it does not exist.
 
     A table created here also gets the contract's CHECK constraints (``TableContract.checks``) and table
-    properties (``TableContract.properties`` and ``portrait.owner`` from ``publish.owner``).
+    properties (``TableContract.properties`` and ``portrait.owner`` from ``publish.owner``); a table at a path
+    gets them all in its first commit.
     """
     ref = table_ref(cfg, contract)
     if table_exists(spark, ref):
@@ -128,6 +132,13 @@ def ensure_table(spark: SparkSession, cfg: Config, contract: TableContract) -> T
     builder = builder.comment(contract.description)
     for name, value in table_properties(cfg, contract).items():
         builder = builder.property(name, value)
+    if ref.path:
+        # The Delta protocol keeps a CHECK constraint as the table property `delta.constraints.<name>`; set at
+        # creation, delta-spark enforces it like one added by ALTER TABLE … ADD CONSTRAINT, without a commit and
+        # a scan per constraint, and no reader sees the table without it. A catalog (a Databricks workspace)
+        # may refuse constraint properties in CREATE: catalog tables get the documented ALTER TABLE below.
+        for name, condition in contract.checks:
+            builder = builder.property(f"{CONSTRAINT_PROPERTY_PREFIX}{name}", condition)
     for field in contract.schema.fields:
         builder = builder.addColumn(
             field.name, field.dataType, nullable=field.nullable, comment=contract.comment(field.name)
@@ -139,7 +150,8 @@ def ensure_table(spark: SparkSession, cfg: Config, contract: TableContract) -> T
     except Exception as exc:
         raise_storage_problem(exc, ref)
         raise
-    _add_checks(spark, ref, contract)
+    if not ref.path:
+        _add_checks(spark, ref, contract)
     return ref
 
 
@@ -148,7 +160,7 @@ def _sql_name(ref: TableRef) -> str:
 
 
 def _add_checks(spark: SparkSession, ref: TableRef, contract: TableContract) -> None:
-    """Add the contract's CHECK constraints to a table just created (names and SQL come from code)."""
+    """Add the contract's CHECK constraints to a catalog table just created (names and SQL come from code)."""
     for name, condition in contract.checks:
         try:
             spark.sql(f"ALTER TABLE {_sql_name(ref)} ADD CONSTRAINT {name} CHECK ({condition})")

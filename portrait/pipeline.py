@@ -228,6 +228,15 @@ def _distinct_dates(spark: SparkSession, cfg: Config, contract, start: dt.date, 
     return {row["dt"] for row in rows}
 
 
+def _events_per_day(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> dict[dt.date, int]:
+    if not io.table_exists(spark, io.table_ref(cfg, CLICKSTREAM)):
+        return {}
+    rows = (io.read_table(spark, cfg, CLICKSTREAM)
+            .where(F.col("dt").between(F.lit(start).cast("date"), F.lit(end).cast("date")))
+            .groupBy("dt").count().collect())  # at most one row per day of the range
+    return {row["dt"]: row["count"] for row in rows}
+
+
 def _contiguous_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
     ranges: list[tuple[dt.date, dt.date]] = []
     for day in sorted(days):
@@ -238,20 +247,40 @@ def _contiguous_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return ranges
 
 
+def rollup_passes(days: list[dt.date], events_per_day: dict[dt.date, int],
+                  max_events: int) -> list[tuple[dt.date, dt.date]]:
+    """Contiguous runs of ``days``, each cut into passes of whole days holding at most ``max_events`` events.
+
+    A single day above the limit is a pass of its own (a day is never split: its rollup needs all its events).
+    """
+    passes: list[tuple[dt.date, dt.date]] = []
+    for first, last in _contiguous_ranges(days):
+        start, events, day = first, 0, first
+        while day <= last:
+            today = events_per_day.get(day, 0)
+            if day > start and events + today > max_events:
+                passes.append((start, day - dt.timedelta(days=1)))
+                start, events = day, 0
+            events += today
+            day += dt.timedelta(days=1)
+        passes.append((start, last))
+    return passes
+
+
 def ensure_rollups(spark: SparkSession, cfg: Config, days: list[dt.date],
                    refresh: bool = True) -> list[tuple[dt.date, dt.date]]:
     """Write the rollups the features of ``days`` need; returns the date ranges computed.
 
     With ``refresh`` each feature date's own rollup is recomputed (its day may have received late events);
     other days are computed only when input data exists for them and their rollup does not, each contiguous
-    run of such days in one pass.
+    run of such days in one pass, or in several when it holds more than ``spark.rollup_events_per_pass`` events.
     """
     start, end = lookback_start(min(days)), max(days)
-    with_data = (_distinct_dates(spark, cfg, CLICKSTREAM, start, end)
-                 | _distinct_dates(spark, cfg, ORDERS, start, end))
+    events_per_day = _events_per_day(spark, cfg, start, end)
+    with_data = set(events_per_day) | _distinct_dates(spark, cfg, ORDERS, start, end)
     rolled_up = _distinct_dates(spark, cfg, USER_DAILY_ACTIVITY, start, end)
     missing = (with_data - rolled_up) | (set(days) if refresh else set())
-    ranges = _contiguous_ranges(list(missing))
+    ranges = rollup_passes(list(missing), events_per_day, cfg.spark.rollup_events_per_pass)
     for first, last in ranges:
         with _Stage(f"rollups {first}..{last}"):
             run_rollups(spark, cfg, first, last)

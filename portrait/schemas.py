@@ -35,8 +35,7 @@ class TableContract:
     partition_by: tuple[str, ...] = ()
     key: tuple[str, ...] = ()
     optional: bool = False
-    # Delta CHECK constraints: (name, SQL condition every row must satisfy); added when the table is created.
-    # One constraint per table where possible: each one is a separate commit at creation.
+    # Delta CHECK constraints: (name, SQL condition every row must satisfy); part of the table's first commit.
     checks: tuple[tuple[str, str], ...] = ()
     # Delta table properties (name, value) set when the table is created; `portrait maintain` adds missing ones.
     properties: tuple[tuple[str, str], ...] = ()

@@ -9,6 +9,7 @@ every person must agree.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 
 import pandas as pd
@@ -44,8 +45,9 @@ def _planted_events(spark, cfg):
 
 @pytest.fixture(scope="module")
 def shop(spark, tmp_path_factory):
+    # Passes of at most 3,000 events: the cold rollup of the ~11k events runs in several passes of whole days.
     cfg = make_config(tmp_path_factory.mktemp("equivalence"), FEATURES__BOT_MAX_EVENTS_PER_DAY="100",
-                      FEATURES__BOT_MIN_GAPS="5")
+                      FEATURES__BOT_MIN_GAPS="5", SPARK__ROLLUP_EVENTS_PER_PASS="3000")
     pipeline.run_generate(spark, cfg, end_date=D, users=150, days=40)
     io.append_rows(spark, cfg, CLICKSTREAM, _planted_events(spark, cfg))
     return cfg
@@ -88,9 +90,10 @@ def _missing(value) -> bool:
 
 def test_window_features_from_rollups_equal_features_from_raw_events(spark, shop):
     cfg = shop
-    # Schedule-like: a first run computes the earlier rollups in one pass, then two single days follow.
+    # Schedule-like: a first run computes the earlier rollups (in passes of whole days), then two single days.
     first_ranges = pipeline.ensure_rollups(spark, cfg, [D - dt.timedelta(days=2)])
-    assert len(first_ranges) == 1 and first_ranges[0][1] == D - dt.timedelta(days=2)
+    assert len(first_ranges) >= 3 and first_ranges[-1][1] == D - dt.timedelta(days=2)
+    assert all(b[0] == a[1] + dt.timedelta(days=1) for a, b in itertools.pairwise(first_ranges))
     for day in (D - dt.timedelta(days=2), D - dt.timedelta(days=1), D):
         pipeline.run_features(spark, cfg, day)
     rollups = io.read_table(spark, cfg, USER_DAILY_ACTIVITY)

@@ -78,8 +78,8 @@ def test_sigkill_part_way_then_rerun_leaves_no_duplicates_and_no_loss(spark, tmp
     clickstream_log = Path(io.table_ref(cfg, CLICKSTREAM).path) / "_delta_log"
     deadline = time.monotonic() + 600
     try:
-        # wait for the clickstream MERGE commit (version 2, after create and constraint), then kill at once
-        while not (clickstream_log / f"{2:020d}.json").exists():
+        # wait for the clickstream MERGE commit (version 1, after the create with its constraints), then kill at once
+        while not (clickstream_log / f"{1:020d}.json").exists():
             assert process.poll() is None, "the ingest ended before it could be killed"
             assert time.monotonic() < deadline, "the ingest did not reach the clickstream commit in time"
             time.sleep(0.02)

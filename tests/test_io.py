@@ -90,8 +90,31 @@ def test_versions_count_commits_and_time_travel_reads_an_old_version(spark, cfg)
     assertDataFrameEqual(io.read_table(spark, cfg, SMALL, version=first), _rows(spark, [("a", 1, D1)]))
 
 
-def test_a_second_creator_finds_the_checks_already_there(spark, cfg):
-    """Two jobs creating a table at once both add its CHECK constraints; the second must not fail."""
+CHECKED = TableContract(
+    name="user_features",
+    description="A small test table with a CHECK constraint.",
+    schema=SMALL.schema,
+    partition_by=("dt",),
+    checks=(("value_positive", "value > 0"),),
+)
+
+
+def test_checks_are_part_of_the_first_commit_and_enforced(spark, cfg):
+    """A table is never visible without its CHECK constraints: they are in the commit that creates it."""
+    ref = io.ensure_table(spark, cfg, CHECKED)
+    assert io.ensure_table(spark, cfg, CHECKED) == ref  # a second creator finds it and changes nothing
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{ref.path}`").select("version").collect()
+    assert [r["version"] for r in history] == [0]
+    constraints = spark.sql(f"SHOW TBLPROPERTIES delta.`{ref.path}`").where("key LIKE 'delta.constraints.%'")
+    assert [(r["key"], r["value"]) for r in constraints.collect()] == [("delta.constraints.value_positive", "value > 0")]
+    io.replace_partition(spark, cfg, CHECKED, _rows(spark, [("a", 1, D1)]), D1)
+    with pytest.raises(Exception, match="value_positive"):
+        io.replace_partition(spark, cfg, CHECKED, _rows(spark, [("b", 0, D1)]), D1)
+    assertDataFrameEqual(io.read_table(spark, cfg, CHECKED), _rows(spark, [("a", 1, D1)]))
+
+
+def test_a_second_creator_of_a_catalog_table_finds_the_checks_already_there(spark, cfg):
+    """Catalog tables get their constraints by ALTER TABLE after creation; two creators at once both add them."""
     from portrait.schemas import USER_PORTRAIT
 
     ref = io.ensure_table(spark, cfg, USER_PORTRAIT)

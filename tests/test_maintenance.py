@@ -85,7 +85,7 @@ def test_default_retention_keeps_files_time_travel_needs(spark, tmp_path):
     (result,) = pipeline.run_maintain(spark, cfg, ["user_portrait"])
     assert (result.files_before, result.files_after) == (4, 2)
     assert _parquet_files(cfg) == 6           # 168 h: the replaced files stay for time travel
-    assert io.read_table(spark, cfg, USER_PORTRAIT, version=2).count() == 1  # 0 create, 1 constraint, 2 append
+    assert io.read_table(spark, cfg, USER_PORTRAIT, version=1).count() == 1  # 0 create (with its constraint), 1 append
     properties = _detail(spark, cfg, USER_PORTRAIT)["properties"]
     assert properties[io.RETENTION_PROPERTY] == "interval 168 hours"
 

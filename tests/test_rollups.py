@@ -198,3 +198,16 @@ def test_the_rollup_has_exactly_the_contract_columns(spark):
     frame = rollup(spark, [event("e1", "u1", "view", 0, 9)])
     assert frame.columns == USER_DAILY_ACTIVITY.columns
     assert frame.first()["category_weights"] == {} and frame.first()["tokens"] == []
+
+
+def test_rollup_passes_cut_contiguous_days_into_whole_days_up_to_the_event_limit():
+    from portrait.pipeline import rollup_passes
+
+    day = [dt.date(2026, 11, 1) + dt.timedelta(days=k) for k in range(8)]
+    events = {day[0]: 4, day[1]: 4, day[2]: 3, day[3]: 20, day[4]: 1, day[6]: 5, day[7]: 5}
+    # Days 0-4 and 6-7 are missing (day 5 is not): two runs; the first is cut before day 2 (4 + 4 + 3 > 10) and
+    # around day 3, which alone exceeds the limit; a day without events (5) adds nothing.
+    assert rollup_passes([day[k] for k in (7, 0, 1, 2, 3, 4, 6)], events, 10) == [
+        (day[0], day[1]), (day[2], day[2]), (day[3], day[3]), (day[4], day[4]), (day[6], day[7])]
+    assert rollup_passes(day[:3], events, 1_000) == [(day[0], day[2])]
+    assert rollup_passes([], events, 10) == []

@@ -78,27 +78,37 @@ def check_definitions(tags: Sequence[TagDefinition], frame: DataFrame) -> None:
         Naming the tag code, for a definition that is not valid Spark SQL, uses an unknown column or
         function, aggregates over rows, or is not a boolean condition.
     """
-    for tag in tags:
-        if tag.definition is None or tag.status == "retired":
-            continue
-        where = f"tag '{tag.code}': definition {tag.definition!r}"
-        try:
-            # withColumn (not select) so that an aggregate such as max(x) > 1 is refused like in assembly.
-            data_type = frame.withColumn(_PROBE, F.expr(tag.definition)).schema[_PROBE].dataType
-        except ParseException as exc:
-            raise TagDefinitionError(f"{where} is not valid Spark SQL: {_first_line(exc)}") from None
-        except AnalysisException as exc:
-            parameters = exc.getMessageParameters() or {}
-            if "UNRESOLVED_COLUMN" in (exc.getCondition() or ""):
-                raise TagDefinitionError(
-                    f"{where} uses unknown column {parameters.get('objectName', '?')}; definitions may use the "
-                    "user_features and user_portrait columns listed in docs/DATA.md"
-                ) from None
-            raise TagDefinitionError(f"{where} cannot be evaluated per row: {_first_line(exc)}") from None
+    checked = [tag for tag in tags if tag.definition is not None and tag.status != "retired"]
+    try:
+        # One analysis of all definitions: each separate analysis of the wide portrait schema costs a round trip
+        # to the JVM. withColumns (not select) so that an aggregate such as max(x) > 1 is refused like in assembly.
+        probed = frame.withColumns({f"{_PROBE}{i}": F.expr(tag.definition) for i, tag in enumerate(checked)})
+        types = [probed.schema[f"{_PROBE}{i}"].dataType for i in range(len(checked))]
+    except (ParseException, AnalysisException):
+        types = [_definition_type(tag, frame) for tag in checked]  # one at a time, to name the tag at fault
+    for tag, data_type in zip(checked, types, strict=True):
         if not isinstance(data_type, T.BooleanType):
             raise TagDefinitionError(
-                f"{where} is of type {data_type.simpleString()}; a definition must be a condition (boolean)"
+                f"tag '{tag.code}': definition {tag.definition!r} is of type {data_type.simpleString()}; a "
+                "definition must be a condition (boolean)"
             )
+
+
+def _definition_type(tag: TagDefinition, frame: DataFrame) -> T.DataType:
+    """The type of one tag's definition over ``frame``, or :class:`TagDefinitionError` naming the tag."""
+    where = f"tag '{tag.code}': definition {tag.definition!r}"
+    try:
+        return frame.withColumn(_PROBE, F.expr(tag.definition)).schema[_PROBE].dataType
+    except ParseException as exc:
+        raise TagDefinitionError(f"{where} is not valid Spark SQL: {_first_line(exc)}") from None
+    except AnalysisException as exc:
+        parameters = exc.getMessageParameters() or {}
+        if "UNRESOLVED_COLUMN" in (exc.getCondition() or ""):
+            raise TagDefinitionError(
+                f"{where} uses unknown column {parameters.get('objectName', '?')}; definitions may use the "
+                "user_features and user_portrait columns listed in docs/DATA.md"
+            ) from None
+        raise TagDefinitionError(f"{where} cannot be evaluated per row: {_first_line(exc)}") from None
 
 
 def apply_tags(tags: Sequence[TagDefinition]) -> Transformation:

@@ -219,19 +219,11 @@ def run_rollups(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) 
         events.unpersist()
 
 
-def _distinct_dates(spark: SparkSession, cfg: Config, contract, start: dt.date, end: dt.date) -> set[dt.date]:
+def _rows_per_day(spark: SparkSession, cfg: Config, contract, start: dt.date, end: dt.date) -> dict[dt.date, int]:
+    """Rows per ``dt`` of ``[start, end]`` (days without rows are absent; no table: empty)."""
     if not io.table_exists(spark, io.table_ref(cfg, contract)):
-        return set()
-    rows = (io.read_table(spark, cfg, contract)
-            .where(F.col("dt").between(F.lit(start).cast("date"), F.lit(end).cast("date")))
-            .select("dt").distinct().collect())  # at most one row per day of the range
-    return {row["dt"] for row in rows}
-
-
-def _events_per_day(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> dict[dt.date, int]:
-    if not io.table_exists(spark, io.table_ref(cfg, CLICKSTREAM)):
         return {}
-    rows = (io.read_table(spark, cfg, CLICKSTREAM)
+    rows = (io.read_table(spark, cfg, contract)
             .where(F.col("dt").between(F.lit(start).cast("date"), F.lit(end).cast("date")))
             .groupBy("dt").count().collect())  # at most one row per day of the range
     return {row["dt"]: row["count"] for row in rows}
@@ -276,9 +268,9 @@ def ensure_rollups(spark: SparkSession, cfg: Config, days: list[dt.date],
     run of such days in one pass, or in several when it holds more than ``spark.rollup_events_per_pass`` events.
     """
     start, end = lookback_start(min(days)), max(days)
-    events_per_day = _events_per_day(spark, cfg, start, end)
-    with_data = set(events_per_day) | _distinct_dates(spark, cfg, ORDERS, start, end)
-    rolled_up = _distinct_dates(spark, cfg, USER_DAILY_ACTIVITY, start, end)
+    events_per_day = _rows_per_day(spark, cfg, CLICKSTREAM, start, end)
+    with_data = set(events_per_day) | set(_rows_per_day(spark, cfg, ORDERS, start, end))
+    rolled_up = set(_rows_per_day(spark, cfg, USER_DAILY_ACTIVITY, start, end))
     missing = (with_data - rolled_up) | (set(days) if refresh else set())
     ranges = rollup_passes(list(missing), events_per_day, cfg.spark.rollup_events_per_pass)
     for first, last in ranges:

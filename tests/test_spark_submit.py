@@ -24,16 +24,28 @@ def _run(command: list[str], environ: dict[str, str], timeout: int = 600) -> sub
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.slow
-def test_spark_submit_runs_the_daily_job_in_local_mode(spark, tmp_path):
-    environ = config_environ(tmp_path, GENERATE__USERS="300", GENERATE__DAYS="30", **FAST_MODEL)
+SUBMITTED = {"GENERATE__USERS": "200", "GENERATE__DAYS": "30", **FAST_MODEL}
+
+
+@pytest.fixture(scope="module")
+def submitted_shop(spark, tmp_path_factory):
+    """One shop for the spark-submit tests: input data up to 2026-11-21, then the daily job of 2026-11-20."""
+    from portrait.pipeline import run_generate
+
+    root = tmp_path_factory.mktemp("submitted")
+    cfg = make_config(root, **SUBMITTED)
+    run_generate(spark, cfg, end_date=dt.date(2026, 11, 21))
     command = [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
                str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", "2026-11-20"]
-    result = _run(command, environ)
+    return root, cfg, _run(command, config_environ(root, **SUBMITTED))
+
+
+@pytest.mark.slow
+def test_spark_submit_runs_the_daily_job_in_local_mode(spark, submitted_shop):
+    _, cfg, result = submitted_shop
     assert result.returncode == 0, result.stderr[-4000:]
     assert "portrait daily run for 2026-11-20" in result.stdout
     assert "MLflow run id:" in result.stdout
-    cfg = make_config(tmp_path)
     portrait = io.read_table(spark, cfg, USER_PORTRAIT)
     assert portrait.where(F.col("dt") == "2026-11-20").count() > 0
 
@@ -68,19 +80,18 @@ def test_every_job_file_is_a_cli_job_and_none_shadows_the_package():
 
 
 @pytest.mark.slow
-def test_spark_submit_runs_a_backfill_in_local_mode(spark, tmp_path):
-    from portrait.pipeline import run_generate
+def test_spark_submit_runs_a_backfill_in_local_mode(spark, submitted_shop):
+    """The backfill skips the date the daily job did and runs the next one."""
     from portrait.schemas import JOB_RUNS
 
-    environ = config_environ(tmp_path, GENERATE__USERS="200", GENERATE__DAYS="30", **FAST_MODEL)
-    cfg = make_config(tmp_path, GENERATE__USERS="200", GENERATE__DAYS="30", **FAST_MODEL)
-    run_generate(spark, cfg, end_date=dt.date(2026, 11, 21))
+    root, cfg, daily = submitted_shop
+    assert daily.returncode == 0, daily.stderr[-4000:]
     command = [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
                str(REPO / "jobs" / "backfill.py"), "--conf", str(LOCAL_CONF),
                "--start", "2026-11-20", "--end", "2026-11-21", "--git-commit", "test-commit"]
-    result = _run(command, environ)
+    result = _run(command, config_environ(root, **SUBMITTED))
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "backfill 2026-11-20..2026-11-21: ran 2 date(s)" in result.stdout
+    assert "backfill 2026-11-20..2026-11-21: ran 1 date(s)" in result.stdout
     runs = io.read_table(spark, cfg, JOB_RUNS).select("run_date", "status", "git_commit").collect()
-    assert sorted((str(r[0]), r[1], r[2]) for r in runs) == [
-        ("2026-11-20", "succeeded", "test-commit"), ("2026-11-21", "succeeded", "test-commit")]
+    assert sorted((str(r[0]), r[1], r[2] == "test-commit") for r in runs) == [
+        ("2026-11-20", "succeeded", False), ("2026-11-21", "succeeded", True)]

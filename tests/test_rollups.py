@@ -205,8 +205,8 @@ def test_rollup_passes_cut_contiguous_days_into_whole_days_up_to_the_event_limit
 
     day = [dt.date(2026, 11, 1) + dt.timedelta(days=k) for k in range(8)]
     events = {day[0]: 4, day[1]: 4, day[2]: 3, day[3]: 20, day[4]: 1, day[6]: 5, day[7]: 5}
-    # Days 0-4 and 6-7 are missing (day 5 is not): two runs; the first is cut before day 2 (4 + 4 + 3 > 10) and
-    # around day 3, which alone exceeds the limit; a day without events (5) adds nothing.
+    # Days 0-4 and 6-7 are missing (day 5 is not): two runs. The first is cut before day 2 (4 + 4 + 3 > 10) and
+    # around day 3, which alone exceeds the limit; the second (5 + 5) fits in one pass.
     assert rollup_passes([day[k] for k in (7, 0, 1, 2, 3, 4, 6)], events, 10) == [
         (day[0], day[1]), (day[2], day[2]), (day[3], day[3]), (day[4], day[4]), (day[6], day[7])]
     assert rollup_passes(day[:3], events, 1_000) == [(day[0], day[2])]

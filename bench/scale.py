@@ -24,7 +24,8 @@ over the same input tables (symlinked):
 Per stage: wall time, events per second, peak resident memory of the Python process and of the JVM (sampled
 every 100 ms with psutil over the process tree), shuffle bytes written (Spark's REST API), and the files and
 bytes of the tables the stage wrote. The median over repeats is reported (``--repeats``, default 3); a run
-that fails (out of memory included) is reported as such, with its error.
+that fails (out of memory included) is reported as such, with its error. ``--daily-repeats N`` repeats the
+daily job N times on copies of one build's lakehouse, so its median costs one build, not N.
 """
 
 from __future__ import annotations
@@ -336,6 +337,18 @@ def engine_pandas(data: Path, run_dir: Path, events: int) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------
 # Orchestration
 # ---------------------------------------------------------------------------------------------------------
+def copy_of_build(built: Path, repeat: int) -> Path:
+    """A fresh copy of the lakehouse and MLflow store a build left (``--daily-repeats``): every daily repeat
+    starts from the same state, and the build runs once. Input tables stay symlinks; the copied MLflow store
+    still names the build's artifact folder, which the daily job only reads models from and adds its report to."""
+    if not (built / "mlflow.db").exists():
+        raise SystemExit(f"{built} holds no finished build: run the 'build' part first (--spark-parts build,daily)")
+    copy = built.with_name(f"{built.name}-daily{repeat}")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(built, copy, symlinks=True)
+    return copy
+
+
 def run_engine(engine: str, data: Path, run_dir: Path, events: int, part: str = "build") -> dict:
     out = run_dir.with_suffix(f".{part}.json")
     command = [sys.executable, str(Path(__file__).resolve()), "_engine", engine, "--data", str(data),
@@ -415,8 +428,11 @@ def main_run(args) -> None:
             parts = args.spark_parts.split(",") if engine == "spark" else ("build",)
             for part in parts:
                 runs = []
-                for repeat in range(args.repeats):
+                copies = part == "daily" and args.daily_repeats is not None
+                for repeat in range(args.daily_repeats if copies else args.repeats):
                     run_dir = args.workdir / f"run-{label(events)}-{engine}-{repeat}"
+                    if copies:
+                        run_dir = copy_of_build(args.workdir / f"run-{label(events)}-{engine}-0", repeat)
                     result = run_engine(engine, data, run_dir, meta["events"], part)
                     print(f"  {engine} {part} #{repeat}: {'ok' if result['ok'] else result['error']} "
                           f"({result['process_seconds']} s)", file=sys.stderr, flush=True)
@@ -547,6 +563,10 @@ def main() -> None:
     parser.add_argument("--spark-parts", default="build,daily",
                         help="build (every stage and training, then) daily; or features: rollups and features only")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--daily-repeats", type=int,
+                        help="run the daily part this many times, each on a copy of the first build's lakehouse "
+                             "(the build itself runs --repeats times; with --spark-parts daily, an existing build "
+                             "is reused)")
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/portrait-scale"))

@@ -26,7 +26,7 @@ from portrait.features.windows import features_from_rollups
 from portrait.model.evaluation import evaluate_model
 from portrait.model.explain import Explanation, explain_model, reason_codes
 from portrait.model.pipeline import WEIGHT, build_pipeline
-from portrait.model.scoring import score
+from portrait.model.scoring import SCORE, score
 from portrait.model.training import (
     class_weights,
     label_churn,
@@ -522,13 +522,15 @@ def _portrait_frame(cfg: Config, day: dt.date, features: DataFrame, scorer: Scor
     """Portrait rows of ``day`` from its feature rows, and the cached scored rows (unpersist after use)."""
     from portrait.privacy import pseudonym_key
 
-    scored = features.transform(score(scorer.model))
     if scorer.explanation is not None:
-        scored = scored.transform(reason_codes(scorer.model, scorer.explanation))
-    if churn is not None:
+        scored = features.transform(reason_codes(scorer.model, scorer.explanation, score_output=SCORE))
+    else:
+        scored = features.transform(score(scorer.model))
+    if churn is not None and churn.explanation is not None:
+        scored = scored.transform(reason_codes(churn.model, churn.explanation, output=CHURN_REASON_CODES,
+                                               score_output=CHURN_SCORE))
+    elif churn is not None:
         scored = scored.transform(score(churn.model, CHURN_SCORE))
-        if churn.explanation is not None:
-            scored = scored.transform(reason_codes(churn.model, churn.explanation, output=CHURN_REASON_CODES))
     scored = scored.transform(with_user_attributes(users)).cache()  # read twice: cut points, then the assembly
     lineage = PortraitLineage(cfg.model.name, scorer.run_id, scorer.version,
                               None if churn is None else churn.run_id, tuple(sorted(input_versions.items())))

@@ -27,6 +27,7 @@ from portrait.model.pipeline import (
     numeric_feature_names,
     onehot_column,
 )
+from portrait.model.scoring import score
 from tests.test_scoring import INFORMATIVE, LABELLED, SETTINGS, VOCABULARY, _row
 
 NUMERIC = numeric_feature_names()
@@ -130,6 +131,17 @@ def test_reason_codes_of_the_fitted_model_name_the_planted_rule_for_positives(mo
         assert any(r.startswith(f"interested in: {INFORMATIVE}") and "(+" in r for r in reasons), row
 
 
+def test_reason_codes_with_the_score_match_score_and_reason_codes_apart(model, explanation, labelled):
+    """One pass through the feature stages gives exactly what scoring and explaining separately give."""
+    together = labelled.transform(reason_codes(model, explanation, score_output="p"))
+    assert together.columns == [*labelled.columns, "p", REASON_CODES]
+    apart = labelled.transform(score(model, "p")).transform(reason_codes(model, explanation))
+    expected = {r["user_id"]: (r["p"], r[REASON_CODES]) for r in apart.collect()}
+    actual = {r["user_id"]: (r["p"], r[REASON_CODES]) for r in together.collect()}
+    assert len(actual) == 200
+    assert actual == expected
+
+
 # ---------------------------------------------------------------------------------------------
 # Categorical features: one-hot slots named <column>=<level>, one reason per column
 # ---------------------------------------------------------------------------------------------
@@ -183,3 +195,37 @@ def test_reason_codes_name_the_users_category_level(spark, model_with_levels, la
     }
     contributions = users.transform(reason_contributions(model_with_levels, explanation)).collect()
     assert all(len(r[REASON_CONTRIBUTIONS]) >= 1 for r in contributions)
+
+
+def test_interest_reason_names_the_three_strongest_present_terms(spark, model_with_levels, labelled):
+    """Hand-built text coefficients: present terms contribute coupon 0.9, phone 0.6, shoes and bag 0.3 each
+    (a tie: the lower slot first), dress 0.1, tea -0.4. A term never names the reason when its contribution
+    is negative, and only the three strongest present terms are named."""
+    explanation = explain_model(model_with_levels, labelled, max_tokens=100)
+    names, hashing = explanation.feature_names, _hashing(model_with_levels)
+    idf = next(s for s in model_with_levels.stages if isinstance(s, IDFModel)).idf
+    targets = {INFORMATIVE: 0.9, "phone": 0.6, "shoes": 0.3, "bag": 0.3, "dress": 0.1, "tea": -0.4}
+    assert len({hashing.indexOf(word) for word in targets}) == len(targets), "hash collision in the test"
+    coefficients = [0.0] * len(names)
+    for word, target in targets.items():
+        coefficients[names.index(f"text:{hashing.indexOf(word)}")] = target / idf[hashing.indexOf(word)]
+    hand_built = Explanation(names, coefficients, 0.0, [0.0] * len(names), [1.0] * len(names),
+                             explanation.text_terms)
+    def label(word: str) -> str:  # a slot is named by every training token hashed to it (dress/lamp collide)
+        return hand_built.term_label(names.index(f"text:{hashing.indexOf(word)}"))
+
+    tied = ", ".join(label(w) for w in sorted(["shoes", "bag"], key=lambda w: names.index(f"text:{hashing.indexOf(w)}")))
+    documents = {"u050": "dress tea shoes coupon phone", "u051": "bag shoes dress", "u079": "dress tea",
+                 "u080": "tea", "u081": "book"}
+    assert hashing.indexOf("book") not in {hashing.indexOf(word) for word in targets}
+    users = labelled.where(F.col("user_id").isin(*documents)).withColumn(
+        "text_document", F.create_map(*[F.lit(x) for kv in documents.items() for x in kv])[F.col("user_id")])
+    actual = {r["user_id"]: r[REASON_CODES]
+              for r in users.transform(reason_codes(model_with_levels, hand_built)).collect()}
+    assert actual == {
+        "u050": [f"interested in: {label('coupon')}, {label('phone')}, {label('shoes')} (+1.50)"],  # not dress
+        "u051": [f"interested in: {tied}, {label('dress')} (+0.70)"],
+        "u079": [f"interested in: {label('dress')} (-0.30)"],
+        "u080": ["few matching interests in searches and viewed items (-0.40)"],
+        "u081": [],  # book has coefficient 0: nothing to explain
+    }

@@ -20,14 +20,23 @@ level, and describe the numeric ones by the raw value a marketer knows, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
-from pyspark.ml import PipelineModel
+from pyspark.ml import PipelineModel, Transformer
 from pyspark.ml.classification import LogisticRegressionModel
-from pyspark.ml.feature import HashingTF, StringIndexerModel, VectorAssembler, VectorSlicer
+from pyspark.ml.feature import (
+    ElementwiseProduct,
+    HashingTF,
+    IDFModel,
+    StringIndexerModel,
+    VectorAssembler,
+    VectorSlicer,
+)
 from pyspark.ml.functions import vector_to_array
+from pyspark.ml.linalg import Vectors
 from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -38,6 +47,7 @@ from portrait.model.pipeline import (
     COUNT_FEATURES,
     FEATURES,
     MISSING_LEVEL,
+    PROBABILITY,
     SPARSE_BLOCK,
     TEXT_COLUMN,
     level_column,
@@ -262,18 +272,86 @@ def _counted(forms: tuple[str, ...], value: Column) -> Column:
 
 
 REASON_CONTRIBUTIONS = "reason_contributions"
+_X = "__x"
+_TEXT_WEIGHTED = "__text_weighted"
+_TEXT_RANKED = "__text_ranked"
+_TEXT_RANKS = "__text_ranks"
+_NO_INTERESTS = "few matching interests in searches and viewed items"
 
 
-def reason_contributions(model: PipelineModel, explanation: Explanation) -> Transformation:
-    """Add ``reason_contributions``: every non-zero contribution as ``struct<c: double, text: string>``,
-    largest size first.
+@dataclass(frozen=True)
+class _Reasons:
+    """The reasons of one model as columns over its assembled vector ``__x``: each reason's log-odds
+    contribution, and the sentence describing it (built only for the reasons a row shows)."""
 
-    Input: ``user_features`` rows (the model's input columns); every input column is kept. ``c`` is
-    ``coef_j * (x_j - mean_j)`` on the log-odds scale for a numeric feature, the sum over all text
-    terms for the one text group, whose ``text`` names the user's strongest positive terms, and the sum over
-    a categorical column's selected levels for that column, whose ``text`` names the user's level. The
-    ``c`` of a row add up to its log-odds minus ``intercept + coef · mean``.
+    contributions: list[Column]
+    texts: list[Column]
+    prepare: dict[str, Column]  # helper columns the contributions and texts read, added before them
+    stages: list[Transformer]  # vector transformers the helper columns read, applied first
+
+    def ranked(self) -> Column:
+        """``struct<order, slot, c>`` of every non-zero contribution, largest size first.
+
+        Sorted by natural struct order on ``(-|c|, slot)``: ties keep the reasons' order (numeric, text,
+        categorical), and no comparator lambda runs per comparison.
+        """
+        entries = F.transform(F.array(*self.contributions),
+                              lambda c, i: F.struct((-F.abs(c)).alias("order"), i.alias("slot"), c.alias("c")))
+        return F.sort_array(F.filter(entries, lambda e: e["c"] != 0))
+
+    def described(self, entries: Column) -> Column:
+        """``struct<c, text>`` for each entry of :meth:`ranked` (a CASE picks the one text to format)."""
+
+        def text_of(slot: Column) -> Column:
+            case = F.when(slot == 0, self.texts[0])
+            for index, text in enumerate(self.texts[1:], start=1):
+                case = case.when(slot == index, text)
+            return case
+
+        return F.transform(entries, lambda e: F.struct(e["c"].alias("c"), text_of(e["slot"]).alias("text")))
+
+
+def _text_reason_parts(model: PipelineModel, explanation: Explanation, first: int,
+                       count: int) -> tuple[Column, Column, list[str], list[Transformer]]:
+    """The text group's contribution and its strongest terms, from native vector products.
+
+    Terms are binary before IDF, so a selected text slot holds its term's IDF weight or 0, and a present
+    term's contribution ``(idf - mean) * coef`` is a constant of the slot. Two ``ElementwiseProduct``
+    stages do the per-slot work that would otherwise run as an interpreted lambda over every slot of every
+    row: one weighs the slots by their coefficients (the group's contribution is their sum minus
+    ``coef · mean``), one maps a present slot with a positive contribution to its rank among those (1 =
+    weakest), so the strongest terms are the largest values left after removing zeros.
+
+    Returns (contribution, ranks of the user's strongest terms, labels by rank (index r - 1), stages).
     """
+    hashing: HashingTF = _stage(model, HashingTF)
+    if not hashing.getBinary():
+        raise ValueError("reason codes need the text terms binary before IDF (HashingTF(binary=True))")
+    idf = _stage(model, IDFModel).idf
+    selected = sorted(int(i) for i in _stage(model, VectorSlicer).getIndices())
+    slots = range(first, first + count)
+    weight_of = {j: float(idf[selected[j - first]]) for j in slots}  # text slots come first in the selection
+    present = {j: (weight_of[j] - explanation.means[j]) * explanation.coefficients[j] for j in slots}
+    positive = sorted((j for j in slots if weight_of[j] > 0 and present[j] > 0), key=lambda j: (present[j], -j))
+    size = len(explanation.feature_names)
+    by_coefficient, by_rank = [0.0] * size, [0.0] * size
+    for j in slots:
+        by_coefficient[j] = explanation.coefficients[j]
+    for rank, j in enumerate(positive, start=1):
+        by_rank[j] = rank / weight_of[j]
+    weighted = ElementwiseProduct(scalingVec=Vectors.dense(by_coefficient), inputCol=FEATURES,
+                                  outputCol=_TEXT_WEIGHTED)
+    ranked = ElementwiseProduct(scalingVec=Vectors.dense(by_rank), inputCol=FEATURES, outputCol=_TEXT_RANKED)
+    offset = sum(explanation.coefficients[j] * explanation.means[j] for j in slots)
+    total = F.aggregate(F.slice(vector_to_array(_TEXT_WEIGHTED), first + 1, count), F.lit(0.0),
+                        lambda acc, value: acc + value) - F.lit(offset)
+    ranks = F.slice(F.sort_array(F.array_remove(F.slice(vector_to_array(_TEXT_RANKED), first + 1, count), 0.0),
+                                 asc=False), 1, TOP_TOKENS_PER_REASON)
+    labels = [explanation.term_label(j) for j in positive]
+    return total, ranks, labels, [weighted, ranked]
+
+
+def _reasons(model: PipelineModel, explanation: Explanation) -> _Reasons:
     numeric = numeric_feature_names()
     if explanation.feature_names[: len(numeric)] != numeric:
         raise ValueError("the explanation's features do not start with the model's numeric features")
@@ -285,52 +363,66 @@ def reason_contributions(model: PipelineModel, explanation: Explanation) -> Tran
     # Selected slots are in block order: all text terms, then the levels (the text group is one slice).
     if kinds[:text_slots] != ["text"] * text_slots:
         raise ValueError("the explanation's text slots do not directly follow the numeric features")
-    categorical = explanation.categorical_slots()
-    before_lr = PipelineModel(stages=model.stages[:-1])
+    x = F.col(_X)
+    contributions, texts, prepare = [], [], {}
+    for j, name in enumerate(numeric):
+        contributions.append(F.lit(explanation.coefficients[j]) * (x[j] - F.lit(explanation.means[j])))
+        texts.append(_describe_numeric(name))
+    stages = []
+    if text_slots:
+        text_total, ranks, label_by_rank, text_stages = _text_reason_parts(model, explanation, k, text_slots)
+        stages += text_stages
+        prepare[_TEXT_RANKS] = ranks
+        contributions.append(text_total)
+        if label_by_rank:
+            chosen = F.col(_TEXT_RANKS)
+            labels = F.array(*[F.lit(label) for label in label_by_rank])
+            words = F.array_join(F.transform(chosen, lambda r: labels[F.round(r).cast("int") - 1]), ", ")
+            texts.append(F.when(F.size(chosen) > 0, F.concat(F.lit("interested in: "), words))
+                         .otherwise(F.lit(_NO_INTERESTS)))
+        else:
+            texts.append(F.lit(_NO_INTERESTS))
+    for column, slots in explanation.categorical_slots().items():
+        contributions.append(sum((F.lit(explanation.coefficients[j]) * (x[j] - F.lit(explanation.means[j]))
+                                  for j in slots), F.lit(0.0)))
+        texts.append(_describe_category(column))
+    return _Reasons(contributions, texts, prepare, stages)
+
+
+def _with_reasons(model: PipelineModel, explanation: Explanation, rows: DataFrame,
+                  output: Callable[[_Reasons], Column], name: str, score_output: str | None = None) -> DataFrame:
+    reasons = _reasons(model, explanation)
+    assembled = PipelineModel(stages=[*model.stages[:-1], *reasons.stages]).transform(rows)
+    scores = []
+    if score_output is not None:  # the model's last stage on the same assembled rows: one pass, not two
+        assembled = model.stages[-1].transform(assembled)
+        scores.append(vector_to_array(PROBABILITY)[1].alias(score_output))
+    assembled = assembled.withColumn(_X, vector_to_array(FEATURES)).withColumns(reasons.prepare)
+    return assembled.select(*rows.columns, *scores, output(reasons).alias(name))
+
+
+def reason_contributions(model: PipelineModel, explanation: Explanation) -> Transformation:
+    """Add ``reason_contributions``: every non-zero contribution as ``struct<c: double, text: string>``,
+    largest size first (ties in the order numeric features, text, categorical columns).
+
+    Input: ``user_features`` rows (the model's input columns); every input column is kept. ``c`` is
+    ``coef_j * (x_j - mean_j)`` on the log-odds scale for a numeric feature, the sum over all text
+    terms for the one text group, whose ``text`` names the user's strongest positive terms, and the sum over
+    a categorical column's selected levels for that column, whose ``text`` names the user's level. The
+    ``c`` of a row add up to its log-odds minus ``intercept + coef · mean``.
+    """
 
     def transform(rows: DataFrame) -> DataFrame:
-        x = F.col("__x")
-        reasons = []
-        for j, name in enumerate(numeric):
-            contribution = F.lit(explanation.coefficients[j]) * (x[j] - F.lit(explanation.means[j]))
-            reasons.append(F.struct(contribution.alias("c"), _describe_numeric(name).alias("text")))
-        if text_slots:
-            coef = F.array(*[F.lit(c) for c in explanation.coefficients[k:k + text_slots]])
-            mean = F.array(*[F.lit(m) for m in explanation.means[k:k + text_slots]])
-            label = F.array(*[F.lit(explanation.term_label(k + i)) for i in range(text_slots)])
-            terms = F.transform(
-                F.slice(x, k + 1, text_slots),
-                lambda v, i: F.struct(((v - mean[i]) * coef[i]).alias("c"), v.alias("v"), label[i].alias("t")),
-            )
-            total = F.aggregate(terms, F.lit(0.0), lambda acc, term: acc + term["c"])
-            strongest = F.slice(
-                F.array_sort(F.filter(terms, lambda t: (t["v"] > 0) & (t["c"] > 0)),
-                             lambda a, b: F.when(a["c"] > b["c"], -1).when(a["c"] < b["c"], 1).otherwise(0)),
-                1, TOP_TOKENS_PER_REASON,
-            )
-            words = F.array_join(F.transform(strongest, lambda t: t["t"]), ", ")
-            text = F.when(F.size(strongest) > 0, F.concat(F.lit("interested in: "), words)).otherwise(
-                F.lit("few matching interests in searches and viewed items"))
-            reasons.append(F.struct(total.alias("c"), text.alias("text")))
-        for column, slots in categorical.items():
-            total = sum((F.lit(explanation.coefficients[j]) * (x[j] - F.lit(explanation.means[j])) for j in slots),
-                        F.lit(0.0))
-            reasons.append(F.struct(total.alias("c"), _describe_category(column).alias("text")))
-        ranked = F.array_sort(
-            F.filter(F.array(*reasons), lambda r: r["c"] != 0),
-            lambda a, b: F.when(F.abs(a["c"]) > F.abs(b["c"]), -1).when(F.abs(a["c"]) < F.abs(b["c"]), 1)
-            .otherwise(0),
-        )
-        assembled = before_lr.transform(rows).withColumn("__x", vector_to_array(FEATURES))
-        return assembled.select(*rows.columns, ranked.alias(REASON_CONTRIBUTIONS))
+        return _with_reasons(model, explanation, rows, lambda r: r.described(r.ranked()), REASON_CONTRIBUTIONS)
 
     return transform
 
 
 def reason_codes(model: PipelineModel, explanation: Explanation, top: int = TOP_REASONS,
-                 output: str = REASON_CODES) -> Transformation:
+                 output: str = REASON_CODES, score_output: str | None = None) -> Transformation:
     """Add ``output`` (default ``reason_codes``): the user's ``top`` largest contributions as sentences a
-    marketer can read.
+    marketer can read; with ``score_output``, also the model's probability of the positive class (as
+    :func:`portrait.model.scoring.score` gives it) from the same pass through the model's feature stages.
 
     Each reads ``"<what the user did> (<signed log-odds contribution>)"``, e.g.
     ``"3 add-to-cart events in the last 7 days (+0.42)"`` or ``"interested in: 连衣裙, 手机 (+0.21)"``; see
@@ -338,9 +430,11 @@ def reason_codes(model: PipelineModel, explanation: Explanation, top: int = TOP_
     """
 
     def transform(rows: DataFrame) -> DataFrame:
-        with_contributions = rows.transform(reason_contributions(model, explanation))
-        sentences = F.transform(F.slice(F.col(REASON_CONTRIBUTIONS), 1, top),
-                                lambda r: F.format_string("%s (%+.2f)", r["text"], r["c"]))
-        return with_contributions.select(*rows.columns, sentences.alias(output))
+        # Only the shown reasons are put into words: one CASE branch each, not a sentence per feature per row.
+        def sentences(reasons: _Reasons) -> Column:
+            return F.transform(reasons.described(F.slice(reasons.ranked(), 1, top)),
+                               lambda r: F.format_string("%s (%+.2f)", r["text"], r["c"]))
+
+        return _with_reasons(model, explanation, rows, sentences, output, score_output)
 
     return transform

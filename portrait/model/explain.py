@@ -149,6 +149,12 @@ def _stage(model: PipelineModel, kind: type, output_col: str | None = None):
     return found[0]
 
 
+def _selected_block_slots(model: PipelineModel) -> list[int]:
+    """The block slots the fitted selector keeps, in the order of its output: ascending, so the selected text
+    terms come first, then the levels."""
+    return sorted(int(i) for i in _stage(model, VectorSlicer).getIndices())
+
+
 def sparse_block_names(model: PipelineModel) -> list[str]:
     """Names of the slots of the text + categorical block the selector picks from (see pipeline.SPARSE_BLOCK):
     ``text:<i>`` for each hashed term, then ``<column>=<level>`` for each one-hot level.
@@ -197,8 +203,7 @@ def explain_model(model: PipelineModel, train: DataFrame, max_tokens: int) -> Ex
     numeric = numeric_feature_names()
     if assembler.getInputCols()[: len(numeric)] != numeric:
         raise ValueError("the model's VectorAssembler does not start with the numeric features")
-    # The selector's output keeps the selected block indices in ascending order: text terms, then levels.
-    selected = sorted(int(i) for i in selector.getIndices())
+    selected = _selected_block_slots(model)
     block = sparse_block_names(model)
     names = numeric + [block[i] for i in selected]
     slot_of = {hashed: len(numeric) + k for k, hashed in enumerate(selected) if hashed < hashing.getNumFeatures()}
@@ -328,7 +333,7 @@ def _text_reason_parts(model: PipelineModel, explanation: Explanation, first: in
     if not hashing.getBinary():
         raise ValueError("reason codes need the text terms binary before IDF (HashingTF(binary=True))")
     idf = _stage(model, IDFModel).idf
-    selected = sorted(int(i) for i in _stage(model, VectorSlicer).getIndices())
+    selected = _selected_block_slots(model)
     slots = range(first, first + count)
     weight_of = {j: float(idf[selected[j - first]]) for j in slots}  # text slots come first in the selection
     present = {j: (weight_of[j] - explanation.means[j]) * explanation.coefficients[j] for j in slots}

@@ -53,17 +53,21 @@ def _bin_index(column: str, edges: Sequence[float]):
 
 
 def bin_counts(frame: DataFrame, edges: dict[str, list[float]]) -> dict[str, list[int]]:
-    """Rows per bin of every column (value <= edge[0], …, > edge[-1]; nulls last), in one aggregation."""
-    aggregates = [
-        F.count(F.when(_bin_index(column, column_edges) == k, True)).alias(f"{column}__{k}")
-        for column, column_edges in edges.items()
-        for k in range(len(column_edges) + 2)
-    ]
-    row = frame.agg(*aggregates).first()
-    return {
-        column: [int(row[f"{column}__{k}"]) for k in range(len(column_edges) + 2)]
-        for column, column_edges in edges.items()
-    }
+    """Rows per bin of every column (value <= edge[0], …, > edge[-1]; nulls last), in one aggregation.
+
+    Each row becomes one (column, bin) pair per column, counted by a group-by: at most columns × (bins + 1)
+    groups come back. One count aggregate per column and bin instead repeats every column's comparison chain
+    bins + 1 times, a plan Spark took ~15 s to compile and run on 300 rows (18 columns).
+    """
+    columns = list(edges)
+    pairs = F.array(*[
+        F.struct(F.lit(position).alias("column"), _bin_index(column, edges[column]).alias("bin"))
+        for position, column in enumerate(columns)
+    ])
+    counts = {column: [0] * (len(edges[column]) + 2) for column in columns}
+    for row in frame.select(F.explode(pairs).alias("pair")).groupBy("pair.column", "pair.bin").count().collect():
+        counts[columns[row["column"]]][row["bin"]] = int(row["count"])
+    return counts
 
 
 def drift_rows(day: dt.date, reference_name: str, reference: DataFrame, current: DataFrame,

@@ -38,6 +38,12 @@ def test_bins_are_cut_on_the_reference_and_nulls_get_their_own_bin(spark):
     assert bin_counts(current, edges) == {"x": [2, 2, 1]}
 
 
+def test_each_column_is_counted_on_its_own_edges_and_empty_bins_count_zero(spark):
+    current = spark.createDataFrame([(1.0, 7), (2.0, None), (30.0, 8), (None, 9)], "spend double, visits long")
+    edges = {"spend": [5.0, 10.0], "visits": [8.0]}
+    assert bin_counts(current, edges) == {"spend": [2, 0, 1, 1], "visits": [2, 1, 1]}
+
+
 def test_same_population_is_stable_and_a_shifted_one_breaches(spark):
     reference = spark.createDataFrame([(float(v), v % 3) for v in range(200)], "spend double, visits long")
     shifted = spark.createDataFrame([(float(v) + 150.0, v % 3) for v in range(200)], "spend double, visits long")

@@ -14,7 +14,8 @@ over the same input tables (symlinked):
   ``train purchase`` and ``train churn`` (the weekly job: point-in-time snapshots, fit, evaluation, MLflow
   logging and registration); ``portrait`` (scoring with both champions, reason codes, tags, quality gate,
   write); ``bi tables``. Then, in another fresh process, ``daily D``: the scheduled job of the next day
-  (``pipeline.run_daily``: that day's rollup, features, scoring, portrait, BI tables, report).
+  as ``portrait daily`` runs it (``pipeline.run_daily_recorded``: that day's rollup, features, scoring,
+  portrait, BI tables, report, then its ``job_runs`` row and the drift and volume monitoring).
 - **duckdb**: the same ``user_features`` of D-1 by SQL straight from the raw tables' Parquet files
   (``bench/reference_duckdb.py``), written to Parquet.
 - **pandas**: the same features with pandas (``bench/reference_pandas.py``), then the purchase model the way a
@@ -276,7 +277,7 @@ def engine_spark(data: Path, run_dir: Path, events: int, part: str) -> list[dict
                                 "train_rows": purchase.train_rows})
     elif part == "daily":
         with recorder.stage(f"daily {END_DATE}", tables=(lake / USER_PORTRAIT.name,)):
-            pipeline.run_daily(spark, cfg, END_DATE, generate_if_missing=False)
+            pipeline.run_daily_recorded(spark, cfg, END_DATE, generate_if_missing=False)
     recorder.memory.close()
     spark.stop()
     return recorder.stages

@@ -70,6 +70,39 @@ def cfg(tmp_path) -> Config:
     return make_config(tmp_path)
 
 
+# The shop of the job-process tests: spark-submit in local mode (tests/test_spark_submit.py) and on a standalone
+# cluster (tests/test_standalone_cluster.py), which compares its portrait with this local-mode one.
+SUBMITTED_SHOP: dict[str, str] = {"GENERATE__USERS": "200", "GENERATE__DAYS": "30", **FAST_MODEL}
+SUBMITTED_RUN_DATE = "2026-11-20"
+
+
+def run_process(command: list[str], environ: dict[str, str], timeout: int = 600):
+    """Run a job process from the repository root with the test environment plus ``environ``."""
+    import subprocess
+
+    env = {**os.environ, **environ, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def submitted_shop(spark, tmp_path_factory):
+    """Input data up to 2026-11-21, then the daily job of 2026-11-20 run by spark-submit in local mode.
+
+    Yields (root, config, completed process); tests read it and may add later dates, never change this one.
+    """
+    import datetime as dt
+
+    from portrait.pipeline import run_generate
+    from portrait.spark import submit_args
+
+    root = tmp_path_factory.mktemp("submitted")
+    cfg = make_config(root, **SUBMITTED_SHOP)
+    run_generate(spark, cfg, end_date=dt.date(2026, 11, 21))
+    command = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]", *submit_args(),
+               str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", SUBMITTED_RUN_DATE]
+    return root, cfg, run_process(command, config_environ(root, **SUBMITTED_SHOP))
+
+
 def pytest_collection_modifyitems(config, items):
     """Slow end-to-end modules first: with several workers (``-n``) the long ones start early instead of
     leaving one worker busy at the end. The sort is stable, so the order within each group is kept."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,30 +12,13 @@ from pyspark.sql import functions as F
 from portrait import io
 from portrait.schemas import USER_PORTRAIT
 from portrait.spark import submit_args
-from tests.conftest import FAST_MODEL, LOCAL_CONF, REPO, config_environ, make_config
+from tests.conftest import LOCAL_CONF, REPO, SUBMITTED_SHOP, config_environ, run_process
 
 BIN = Path(sys.executable).parent
 
 
 def _run(command: list[str], environ: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, **environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-SUBMITTED = {"GENERATE__USERS": "200", "GENERATE__DAYS": "30", **FAST_MODEL}
-
-
-@pytest.fixture(scope="module")
-def submitted_shop(spark, tmp_path_factory):
-    """One shop for the spark-submit tests: input data up to 2026-11-21, then the daily job of 2026-11-20."""
-    from portrait.pipeline import run_generate
-
-    root = tmp_path_factory.mktemp("submitted")
-    cfg = make_config(root, **SUBMITTED)
-    run_generate(spark, cfg, end_date=dt.date(2026, 11, 21))
-    command = [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
-               str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", "2026-11-20"]
-    return root, cfg, _run(command, config_environ(root, **SUBMITTED))
+    return run_process(command, environ, timeout)
 
 
 @pytest.mark.slow
@@ -89,7 +70,7 @@ def test_spark_submit_runs_a_backfill_in_local_mode(spark, submitted_shop):
     command = [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
                str(REPO / "jobs" / "backfill.py"), "--conf", str(LOCAL_CONF),
                "--start", "2026-11-20", "--end", "2026-11-21", "--git-commit", "test-commit"]
-    result = _run(command, config_environ(root, **SUBMITTED))
+    result = _run(command, config_environ(root, **SUBMITTED_SHOP))
     assert result.returncode == 0, result.stderr[-4000:]
     assert "backfill 2026-11-20..2026-11-21: ran 1 date(s)" in result.stdout
     runs = io.read_table(spark, cfg, JOB_RUNS).select("run_date", "status", "git_commit").collect()

@@ -7,8 +7,8 @@ share no memory with the driver, so anything that relied on driver-local state w
 
 from __future__ import annotations
 
-import datetime as dt
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,16 +20,13 @@ import pytest
 from pyspark.sql import functions as F
 
 from portrait import io
-from portrait.pipeline import run_daily
-from portrait.schemas import USER_PORTRAIT
+from portrait.schemas import INPUT_TABLES, USER_PORTRAIT
 from portrait.spark import submit_args
-from tests.conftest import FAST_MODEL, LOCAL_CONF, REPO, config_environ, make_config
+from tests.conftest import LOCAL_CONF, REPO, SUBMITTED_RUN_DATE, SUBMITTED_SHOP, config_environ, make_config
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-RUN_DATE = "2026-11-20"
-SMALL_SHOP = {"GENERATE__USERS": "300", "GENERATE__DAYS": "30", **FAST_MODEL}
 
 
 def _free_port() -> int:
@@ -91,10 +88,19 @@ def _package_zip(folder: Path) -> Path:
     return archive
 
 
-def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_master, tmp_path):
+def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_master, submitted_shop, tmp_path):
+    """The cluster runs the daily job on a copy of the spark-submit shop's input tables; the local-mode
+    portrait to match is that shop's own (same input, configuration and seeds)."""
     url, work = standalone_master
-    cluster_root, local_root = tmp_path / "cluster", tmp_path / "local"
-    environ = {**os.environ, **config_environ(cluster_root, **SMALL_SHOP), "PYSPARK_PYTHON": sys.executable}
+    local_root, local_cfg, local_run = submitted_shop
+    assert local_run.returncode == 0, local_run.stderr[-4000:]
+    cluster_root = tmp_path / "cluster"
+    cluster_cfg = make_config(cluster_root, **SUBMITTED_SHOP)
+    for contract in INPUT_TABLES:
+        source = Path(io.table_ref(local_cfg, contract).path)
+        if source.exists():
+            shutil.copytree(source, io.table_ref(cluster_cfg, contract).path)
+    environ = {**os.environ, **config_environ(cluster_root, **SUBMITTED_SHOP), "PYSPARK_PYTHON": sys.executable}
     command = [
         str(BIN / "spark-submit"), "--master", url, "--total-executor-cores", "2", "--executor-memory", "1g",
         "--py-files", str(_package_zip(work)), *submit_args(driver_memory="2g"),
@@ -102,22 +108,19 @@ def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_
         # commit) is pure scheduling overhead here. portrait sets 2 itself in local mode; results do not
         # depend on it.
         "--conf", "spark.databricks.delta.snapshotPartitions=2",
-        str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", RUN_DATE,
+        str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", SUBMITTED_RUN_DATE, "--no-generate",
     ]
     result = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stderr[-4000:]
     executors_used = list((work / "worker-0").glob("app-*")) + list((work / "worker-1").glob("app-*"))
     assert executors_used, "the job ran no executor on the standalone workers"
 
-    local_cfg = make_config(local_root, **SMALL_SHOP)
-    run_daily(spark, local_cfg, dt.date.fromisoformat(RUN_DATE))
-
     def portrait(cfg):
-        return (io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == RUN_DATE)
+        return (io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == SUBMITTED_RUN_DATE)
                 .drop("model_run_id").orderBy("user_id").collect())
 
-    cluster_rows, local_rows = portrait(make_config(cluster_root, **SMALL_SHOP)), portrait(local_cfg)
-    assert [r["user_id"] for r in cluster_rows] == [r["user_id"] for r in local_rows]
+    cluster_rows, local_rows = portrait(cluster_cfg), portrait(local_cfg)
+    assert local_rows and [r["user_id"] for r in cluster_rows] == [r["user_id"] for r in local_rows]
     for cluster_row, local_row in zip(cluster_rows, local_rows, strict=True):
         # Training sums partial gradients per partition; partitioning differs, so the last bits may too.
         assert cluster_row["purchase_propensity"] == pytest.approx(local_row["purchase_propensity"], abs=1e-6)

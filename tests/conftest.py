@@ -88,7 +88,7 @@ def run_process(command: list[str], environ: dict[str, str], timeout: int = 600)
 def submitted_shop(spark, tmp_path_factory):
     """Input data up to 2026-11-21, then the daily job of 2026-11-20 run by spark-submit in local mode.
 
-    Yields (root, config, completed process); tests read it and may add later dates, never change this one.
+    Returns (root, config, completed process). Tests read the shop and may add later dates; none changes 2026-11-20.
     """
     import datetime as dt
 

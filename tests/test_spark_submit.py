@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,10 +16,6 @@ from tests.conftest import LOCAL_CONF, REPO, SUBMITTED_SHOP, config_environ, run
 BIN = Path(sys.executable).parent
 
 
-def _run(command: list[str], environ: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
-    return run_process(command, environ, timeout)
-
-
 @pytest.mark.slow
 def test_spark_submit_runs_the_daily_job_in_local_mode(spark, submitted_shop):
     _, cfg, result = submitted_shop
@@ -32,20 +27,20 @@ def test_spark_submit_runs_the_daily_job_in_local_mode(spark, submitted_shop):
 
 
 def test_console_script_rejects_a_malformed_date_before_starting_spark(tmp_path):
-    result = _run([str(BIN / "portrait"), "daily", "--date", "2026-13-01"], config_environ(tmp_path))
+    result = run_process([str(BIN / "portrait"), "daily", "--date", "2026-13-01"], config_environ(tmp_path))
     assert result.returncode == 2
     assert "invalid date '2026-13-01'" in result.stderr
 
 
 def test_console_script_reports_a_bad_config_key(tmp_path):
-    result = _run([str(BIN / "portrait"), "features", "--date", "2026-11-20"],
+    result = run_process([str(BIN / "portrait"), "features", "--date", "2026-11-20"],
                   {**config_environ(tmp_path), "PORTRAIT__MODEL__REG_PARM": "1"})
     assert result.returncode == 2
     assert "environment variable PORTRAIT__MODEL__REG_PARM: key 'model.reg_parm': unknown key" in result.stderr
 
 
 def test_console_script_reports_a_missing_input_table(tmp_path):
-    result = _run([str(BIN / "portrait"), "daily", "--no-generate", "--date", "2026-11-20"],
+    result = run_process([str(BIN / "portrait"), "daily", "--no-generate", "--date", "2026-11-20"],
                   config_environ(tmp_path))
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error: table 'clickstream' does not exist" in result.stderr
@@ -70,7 +65,7 @@ def test_spark_submit_runs_a_backfill_in_local_mode(spark, submitted_shop):
     command = [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
                str(REPO / "jobs" / "backfill.py"), "--conf", str(LOCAL_CONF),
                "--start", "2026-11-20", "--end", "2026-11-21", "--git-commit", "test-commit"]
-    result = _run(command, config_environ(root, **SUBMITTED_SHOP))
+    result = run_process(command, config_environ(root, **SUBMITTED_SHOP))
     assert result.returncode == 0, result.stderr[-4000:]
     assert "backfill 2026-11-20..2026-11-21: ran 1 date(s)" in result.stdout
     runs = io.read_table(spark, cfg, JOB_RUNS).select("run_date", "status", "git_commit").collect()

@@ -92,7 +92,7 @@ def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_
     """The cluster runs the daily job on a copy of the spark-submit shop's input tables; the local-mode
     portrait to match is that shop's own (same input, configuration and seeds)."""
     url, work = standalone_master
-    local_root, local_cfg, local_run = submitted_shop
+    _, local_cfg, local_run = submitted_shop
     assert local_run.returncode == 0, local_run.stderr[-4000:]
     cluster_root = tmp_path / "cluster"
     cluster_cfg = make_config(cluster_root, **SUBMITTED_SHOP)

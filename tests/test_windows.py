@@ -121,6 +121,24 @@ def test_decayed_interest_top_k_and_top_category(spark):
     assert row["top_category_30d"] == "c2"       # 30 days, not decayed: c2 9 > c1 4; c3 is older
 
 
+def test_a_key_shared_by_every_kind_is_counted_within_its_own_kind(spark):
+    # One name as category, brand, platform, channel and bought category, on rows whose maps differ in size
+    # (the entries of all kinds are exploded together; each must stay in its kind).
+    settings = FeaturesConfig(affinity_half_life_days=14, top_k=3)
+    rows = [activity("u1", 0, events=3, category_weights={"x": 1.0}, brand_weights={"x": 2.0, "b": 5.0},
+                     platform_events={"x": 3, "web": 1}, landing_channels={}, bought_categories=["x"]),
+            activity("u1", 1, events=2, category_weights={"c": 7.0, "x": 1.0}, brand_weights={},
+                     platform_events={"web": 5}, landing_channels={"x": 4}, bought_categories=["x", "c"]),
+            activity("u1", 2, events=1, landing_channels={"ads": 1}, bought_categories=["c"])]
+    row = one(spark, rows, settings)
+    assert row["top_categories"] == [{"key": "c", "score": round(7.0 * 0.5 ** (1 / 14), 6)},
+                                     {"key": "x", "score": round(1.0 + 0.5 ** (1 / 14), 6)}]
+    assert row["top_brands"] == [{"key": "b", "score": 5.0}, {"key": "x", "score": 2.0}]
+    assert row["top_category_30d"] == "c"                            # recent, not decayed: c 7 > x 2
+    assert (row["preferred_platform"], row["preferred_channel"]) == ("web", "x")    # web 6 > x 3; x 4 > ads 1
+    assert row["repeat_purchase_rate_90d"] == 1.0                    # x and c each bought on two days
+
+
 def test_price_tier_edges(spark):
     rows = [activity("low", 0, events=1, price_percentile_sum=0.3, price_percentile_count=1),
             activity("mid", 0, events=1, price_percentile_sum=1.0, price_percentile_count=2),

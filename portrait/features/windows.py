@@ -88,28 +88,28 @@ def _keyed_rows(rows: DataFrame, settings: FeaturesConfig) -> DataFrame:
     60 days of rollups at 10M events (2.1M entries: 20.7 s -> 10.0 s, same rows).
     """
     decay = F.pow(F.lit(0.5), _age() / F.lit(float(settings.affinity_half_life_days)))
-    entry = "array<struct<key:string,value:double>>"
     parts = [F.map_entries(F.col(column).cast("map<string,double>")) for column, _ in _KEYED_MAPS]
     parts.append(F.arrays_zip("bought_categories", F.array_repeat(F.lit(1.0), F.size("bought_categories")))
-                 .cast(entry))
+                 .cast("array<struct<key:string,value:double>>"))
     part_ends, end = [], F.lit(0)
-    for column, _ in _KEYED_MAPS:
+    for column, kind in _KEYED_MAPS:
         end = end + F.size(column)
-        part_ends.append(end)
-    with_ends = rows.select("user_id", "age", F.concat(*parts).alias("_entries"),
-                            *[end.alias(f"_end_{kind}") for end, (_, kind) in zip(part_ends, _KEYED_MAPS, strict=True)])
-    exploded = with_ends.select("user_id", "age", *[f"_end_{kind}" for _, kind in _KEYED_MAPS],
-                                F.posexplode("_entries").alias("_position", "_entry"))
-    kind = F.lit("bought")
-    for _, name in reversed(_KEYED_MAPS):
-        kind = F.when(F.col("_position") < F.col(f"_end_{name}"), F.lit(name)).otherwise(kind)
-    entries = exploded.select("user_id", "age", kind.alias("kind"), F.col("_entry.key").alias("key"),
+        part_ends.append(end.alias(f"_end_{kind}"))
+    exploded = (
+        rows.select("user_id", "age", F.concat(*parts).alias("_entries"), *part_ends)
+        .select("user_id", "age", *[f"_end_{kind}" for _, kind in _KEYED_MAPS],
+                F.posexplode("_entries").alias("_position", "_entry"))
+    )
+    kind_at_position = F.lit("bought")
+    for _, kind in reversed(_KEYED_MAPS):
+        kind_at_position = F.when(F.col("_position") < F.col(f"_end_{kind}"), F.lit(kind)).otherwise(kind_at_position)
+    entries = exploded.select("user_id", "age", kind_at_position.alias("kind"), F.col("_entry.key").alias("key"),
                               F.col("_entry.value").alias("value"))
-    is_kind = F.col("kind")
+    kind, value = F.col("kind"), F.col("value")
     return entries.groupBy("user_id", "kind", "key").agg(
-        F.sum(F.when(is_kind.isin("category", "brand"), F.col("value") * decay).otherwise(F.lit(0.0))).alias("decayed"),
-        F.sum(F.when((is_kind != "bought") & _in(30), F.col("value")).otherwise(F.lit(0.0))).alias("recent"),
-        F.sum(F.when(is_kind == "bought", F.lit(1)).otherwise(F.lit(0))).alias("days"),
+        F.sum(F.when(kind.isin("category", "brand"), value * decay).otherwise(F.lit(0.0))).alias("decayed"),
+        F.sum(F.when((kind != "bought") & _in(30), value).otherwise(F.lit(0.0))).alias("recent"),
+        F.sum(F.when(kind == "bought", F.lit(1)).otherwise(F.lit(0))).alias("days"),
     )
 
 

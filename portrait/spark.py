@@ -46,6 +46,10 @@ _SQL_SETTINGS = {
 _STATIC_SETTINGS = {
     "spark.sql.extensions": DELTA_EXTENSION,
     "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+    # On, PySpark wraps every pyspark.sql.functions call in ~6 extra JVM round trips to record the Python call
+    # site for error contexts: about half of a daily run's 67k driver-to-JVM calls, 12 of its 72 s on a small shop
+    # (docs/BENCHMARKS.md). Errors still name the failing expression and Python's traceback the line.
+    "spark.python.sql.dataFrameDebugging.enabled": "false",
 }
 # Session-level settings for any local-mode session, including one started by spark-submit --master local.
 _LOCAL_SQL_SETTINGS = {

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -64,15 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     spark = portrait_spark.get_spark(cfg)
     session_seconds = time.monotonic() - started
     last = dt.date(2026, 11, 20)
-    run_generate(spark, cfg, end_date=last + dt.timedelta(days=1))
     runs = []
-    for k in range(args.runs):
-        day = last - dt.timedelta(days=args.runs - 1 - k)
-        round_trips, started = 0, time.monotonic()
-        run_daily_recorded(spark, cfg, day)
-        runs.append({"date": day.isoformat(), "seconds": round(time.monotonic() - started, 1),
-                     "py4j_round_trips": round_trips})
-    spark.stop()
+    try:
+        run_generate(spark, cfg, end_date=last + dt.timedelta(days=1))
+        for k in range(args.runs):
+            day = last - dt.timedelta(days=args.runs - 1 - k)
+            round_trips, started = 0, time.monotonic()
+            run_daily_recorded(spark, cfg, day)
+            runs.append({"date": day.isoformat(), "seconds": round(time.monotonic() - started, 1),
+                         "py4j_round_trips": round_trips})
+    finally:
+        spark.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the shop is regenerated on every run
 
     result = {"users": args.users, "days": args.days, "settings": settings, "session_start_seconds":
               round(session_seconds, 1), "runs": runs, "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -50,6 +50,10 @@ _STATIC_SETTINGS = {
     # site for error contexts: about half of a daily run's 67k driver-to-JVM calls, 12 of its 72 s on a small shop
     # (docs/BENCHMARKS.md). Errors still name the failing expression and Python's traceback the line.
     "spark.python.sql.dataFrameDebugging.enabled": "false",
+    # Compiled query code is kept in an LRU cache of 100 classes by default. One daily run makes several hundred
+    # (Delta's own state and statistics projections among them), so each run compiled again what the previous
+    # one had compiled: with 2,000 a small shop's steady-state run went 60 -> 45 s (docs/BENCHMARKS.md).
+    "spark.sql.codegen.cache.maxEntries": "2000",
 }
 # Session-level settings for any local-mode session, including one started by spark-submit --master local.
 _LOCAL_SQL_SETTINGS = {

@@ -76,8 +76,9 @@ def cfg(tmp_path) -> Config:
     return make_config(tmp_path)
 
 
-# The shop of the job-process tests: spark-submit in local mode (tests/test_spark_submit.py) and on a standalone
-# cluster (tests/test_standalone_cluster.py), which compares its portrait with this local-mode one.
+# The shop of the job-process tests: spark-submit in local mode (tests/test_spark_submit.py), on a standalone
+# cluster (tests/test_standalone_cluster.py), which compares its portrait with this local-mode one, and the BI
+# endpoint (tests/test_serve_bi.py), which serves its BI tables.
 SUBMITTED_SHOP: dict[str, str] = {"GENERATE__USERS": "200", "GENERATE__DAYS": "30", **FAST_MODEL}
 SUBMITTED_RUN_DATE = "2026-11-20"
 
@@ -94,7 +95,8 @@ def run_process(command: list[str], environ: dict[str, str], timeout: int = 600)
 def submitted_shop(spark, tmp_path_factory):
     """Input data up to 2026-11-21, then the daily job of 2026-11-20 run by spark-submit in local mode.
 
-    Returns (root, config, completed process). Tests read the shop and may add later dates; none changes 2026-11-20.
+    Returns (root, config, completed process). Tests only read the shop's tables (serve-bi keeps its metastore
+    in a folder beside them); the standalone-cluster test copies its input tables.
     """
     import datetime as dt
 

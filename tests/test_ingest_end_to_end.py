@@ -31,20 +31,41 @@ def generated():
     return generate_tables(users=250, days=40, end_date=RUN_DATE, seed=11)
 
 
-@pytest.mark.parametrize("fmt", ["taobao", "retailrocket", "rees46", "generic"])
-def test_daily_runs_end_to_end_on_imported_files(spark, tmp_path, generated, fmt):
-    extra = {"INGEST__GENERIC__FILE_FORMAT": "parquet"} if fmt == "generic" else {}
+FORMATS = ("taobao", "retailrocket", "rees46", "generic")
+
+
+def _as_customers_of(clickstream, fmt: str):
+    """The generated events with every user id prefixed by ``fmt``: each format brings its own customers
+    (anonymous events stay anonymous: a null id stays null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    prefixed = pc.binary_join_element_wise(pa.scalar(f"{fmt}-"), clickstream["user_id"], "")
+    return clickstream.set_column(clickstream.schema.get_field_index("user_id"), "user_id", prefixed)
+
+
+def test_daily_runs_end_to_end_on_files_of_every_format(spark, tmp_path, generated):
+    """Files of each public format are imported into one lakehouse, each format with its own customers, and
+    one daily run (features, training, scoring, BI) covers them all: every format's customers get portrait
+    rows with scores and features. One run instead of one per format keeps the CI time for other tests."""
     # Two training snapshots (one trains, one tests) are enough to prove the path; CI time is shared.
-    cfg = make_config(tmp_path, **{**FAST_MODEL, **extra})
-    path = write_format_files(generated["clickstream"], fmt, tmp_path / "files")
-    report = ingest_files(spark, cfg, fmt, str(path), now=NOW)
-    assert report.rows_quarantined == 0 and report.rows_accepted > 0, report.render()
-    assert report.order_lines_accepted > 0
+    cfg = make_config(tmp_path, **{**FAST_MODEL, "INGEST__GENERIC__FILE_FORMAT": "parquet"})
+    for fmt in FORMATS:
+        path = write_format_files(_as_customers_of(generated["clickstream"], fmt), fmt, tmp_path / "files" / fmt)
+        report = ingest_files(spark, cfg, fmt, str(path), now=NOW)
+        assert report.rows_quarantined == 0 and report.rows_accepted > 0, (fmt, report.render())
+        assert report.order_lines_accepted > 0, fmt
     summary = run_daily(spark, cfg, RUN_DATE, generate_if_missing=False)
     assert not summary.generated
     portrait = io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(RUN_DATE))
     assert portrait.count() == summary.table_rows["user_portrait"] > 0
     assert portrait.groupBy("user_id").count().where("count > 1").count() == 0
+    by_format = {r["fmt"]: r for r in portrait.groupBy(F.split("user_id", "-")[0].alias("fmt")).agg(
+        F.count(F.lit(1)).alias("persons"), F.count("purchase_propensity").alias("scored"),
+        F.count_distinct("propensity_decile").alias("deciles")).collect()}
+    assert set(by_format) == set(FORMATS), by_format
+    for fmt, row in by_format.items():
+        assert row["persons"] == row["scored"] > 50 and row["deciles"] >= 5, (fmt, row)
 
 
 def _taobao_file(path: Path, rows: int) -> tuple[int, int, int]:

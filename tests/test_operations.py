@@ -46,6 +46,8 @@ def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, shop, mo
     assert "injected failure on day two" in runs[1]["error_message"]
     written = io.read_table(spark, cfg, USER_PORTRAIT).select("dt").distinct().collect()
     assert {r["dt"] for r in written} == {DAYS[0]}
+    day_one = io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(DAYS[0]).cast("date"))
+    day_one_rows = day_one.collect()
 
     monkeypatch.setattr(pipeline, "run_features", real_run_features)
     done = pipeline.run_backfill(spark, cfg, DAYS[0], DAYS[-1])
@@ -55,6 +57,9 @@ def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, shop, mo
         (DAYS[0], "succeeded"), (DAYS[1], "failed"), (DAYS[1], "succeeded"), (DAYS[2], "succeeded")]
     portrait = io.read_table(spark, cfg, USER_PORTRAIT)
     assert {r["dt"] for r in portrait.select("dt").distinct().collect()} == set(DAYS)
+    # Later dates add partitions and leave the earlier one exactly as it was.
+    assertDataFrameEqual(portrait.where(F.col("dt") == F.lit(DAYS[0]).cast("date")),
+                         spark.createDataFrame(day_one_rows, day_one.schema), rtol=0.0, atol=0.0)
     assert portrait.groupBy("user_id", "dt").count().where("count > 1").count() == 0
     checks = io.read_table(spark, cfg, MONITORING)
     volume = {r["dt"]: r["value"] for r in checks.where(F.col("check") == "volume").collect()}

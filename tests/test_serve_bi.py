@@ -1,13 +1,15 @@
-"""The SQL endpoint for BI tools and a non-Spark reader, on a tiny real lakehouse.
+"""The SQL endpoint for BI tools and a non-Spark reader, on a small real lakehouse.
 
 ``portrait serve-bi`` runs as its own process (its own Spark application with the Thrift Server); a real
 HiveServer2 client (PyHive) queries it and must get the aggregates Spark computes from the same Delta
 folders. delta-rs (``deltalake``), which shares no code with Spark, must read the same portrait rows.
+
+The lakehouse is the one the spark-submit daily job wrote (``submitted_shop`` in ``tests/conftest.py``): its
+BI tables come from the job as scheduled, and no second shop is built for reading it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import os
 import queue
@@ -23,27 +25,19 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from portrait import io
-from portrait.pipeline import load_scorer, run_bi_tables, run_generate, run_portrait, run_train
 from portrait.schemas import PORTRAIT_LATEST, SEGMENT_DAILY, USER_PORTRAIT
-from tests.conftest import LOCAL_CONF, config_environ, make_config
+from tests.conftest import LOCAL_CONF, SUBMITTED_RUN_DATE, SUBMITTED_SHOP, config_environ
 
 pytestmark = pytest.mark.slow
 
-RUN_DATE = dt.date(2026, 11, 20)
-TINY = {"MODEL__TRAINING_SNAPSHOTS": "2", "MODEL__MAX_ITER": "10", "MODEL__HASHING_FEATURES": "256",
-        "MODEL__SELECTED_TEXT_FEATURES": "20", "MONITORING__ENABLED": "false", "PRIVACY__MIN_GROUP_SIZE": "5"}
 SERVER_START_SECONDS = 300
 
 
 @pytest.fixture(scope="module")
-def tiny_lakehouse(spark, tmp_path_factory):
-    """150 users × 20 days → features, model, portrait and BI tables of RUN_DATE."""
-    root = tmp_path_factory.mktemp("serve_bi")
-    cfg = make_config(root, **TINY)
-    run_generate(spark, cfg, end_date=RUN_DATE, users=150, days=20)
-    run_train(spark, cfg, RUN_DATE)
-    run_portrait(spark, cfg, RUN_DATE, load_scorer(f"models:/{cfg.model.name}@champion"))
-    run_bi_tables(spark, cfg, RUN_DATE)
+def lakehouse(submitted_shop):
+    """The spark-submit shop: features, model, portrait and BI tables of its run date."""
+    root, cfg, daily = submitted_shop
+    assert daily.returncode == 0, daily.stderr[-4000:]
     return root, cfg
 
 
@@ -54,12 +48,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_lakehouse, tmp_path_factory):
+def server(lakehouse, tmp_path_factory):
     """``portrait serve-bi`` on a free port, started from an empty working directory; yields the port."""
-    root, _ = tiny_lakehouse
+    root, _ = lakehouse
     port = _free_port()
     workdir = tmp_path_factory.mktemp("serve_cwd")
-    environ = {**os.environ, **config_environ(root, **TINY, SPARK__DRIVER_MEMORY="1g", SPARK__MASTER="local[1]")}
+    environ = {**os.environ, **config_environ(root, **SUBMITTED_SHOP, SPARK__DRIVER_MEMORY="1g", SPARK__MASTER="local[1]")}
     log_path = workdir.parent / "serve-bi.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -102,9 +96,9 @@ def _close(actual: list[tuple], expected: list[tuple]) -> bool:
         for a, e in zip(actual, expected, strict=True))
 
 
-def test_thrift_server_serves_only_the_bi_tables_and_keeps_the_metastore_beside_them(server, tiny_lakehouse):
+def test_thrift_server_serves_only_the_bi_tables_and_keeps_the_metastore_beside_them(server, lakehouse):
     port, workdir = server
-    _, cfg = tiny_lakehouse
+    _, cfg = lakehouse
     assert sorted(row[1] for row in _query(port, "SHOW TABLES")) == [
         "portrait_history", "portrait_latest", "segment_daily"]
     with pytest.raises(Exception, match="(?i)user_portrait"):
@@ -115,9 +109,9 @@ def test_thrift_server_serves_only_the_bi_tables_and_keeps_the_metastore_beside_
     assert (Path(cfg.lakehouse.path) / "_metastore" / "metastore_db").is_dir()
 
 
-def test_bi_queries_over_hiveserver2_equal_spark_aggregates(spark, server, tiny_lakehouse):
+def test_bi_queries_over_hiveserver2_equal_spark_aggregates(spark, server, lakehouse):
     port, _ = server
-    _, cfg = tiny_lakehouse
+    _, cfg = lakehouse
     sizes = _query(port, "SELECT rfm_segment, count(*) AS persons, avg(purchase_propensity) AS avg_propensity "
                          "FROM portrait_latest GROUP BY rfm_segment ORDER BY rfm_segment")
     expected = (io.read_table(spark, cfg, PORTRAIT_LATEST).groupBy("rfm_segment")
@@ -137,12 +131,12 @@ def test_bi_queries_over_hiveserver2_equal_spark_aggregates(spark, server, tiny_
     assert joined == [(io.read_table(spark, cfg, PORTRAIT_LATEST).count(),)]  # one pseudonym in both
 
     segments = _query(port, "SELECT segment_kind, segment, users, avg_propensity FROM segment_daily "
-                            f"WHERE dt = DATE'{RUN_DATE}' ORDER BY segment_kind, segment")
-    expected = (io.read_table(spark, cfg, SEGMENT_DAILY).where(F.col("dt") == F.lit(RUN_DATE))
+                            f"WHERE dt = DATE'{SUBMITTED_RUN_DATE}' ORDER BY segment_kind, segment")
+    expected = (io.read_table(spark, cfg, SEGMENT_DAILY).where(F.col("dt") == F.lit(SUBMITTED_RUN_DATE))
                 .select("segment_kind", "segment", "users", "avg_propensity")
                 .orderBy("segment_kind", "segment").collect())
     assert segments and _close(segments, [tuple(r) for r in expected])
-    assert min(r[2] for r in segments) >= 5  # privacy.min_group_size of this lakehouse
+    assert min(r[2] for r in segments) >= cfg.privacy.min_group_size
 
 
 def _plain(value):
@@ -156,10 +150,10 @@ def _plain(value):
     return value
 
 
-def test_delta_rs_reads_the_same_portrait_rows_as_spark(spark, tiny_lakehouse):
+def test_delta_rs_reads_the_same_portrait_rows_as_spark(spark, lakehouse):
     from deltalake import DeltaTable
 
-    _, cfg = tiny_lakehouse
+    _, cfg = lakehouse
     path = io.table_ref(cfg, USER_PORTRAIT).path
     table = DeltaTable(path)
     assert table.version() == io.table_version(spark, cfg, USER_PORTRAIT)

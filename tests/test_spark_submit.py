@@ -10,8 +10,7 @@ from pyspark.sql import functions as F
 
 from portrait import io
 from portrait.schemas import USER_PORTRAIT
-from portrait.spark import submit_args
-from tests.conftest import LOCAL_CONF, REPO, SUBMITTED_SHOP, config_environ, run_process
+from tests.conftest import REPO, config_environ, run_process
 
 BIN = Path(sys.executable).parent
 
@@ -53,21 +52,3 @@ def test_every_job_file_is_a_cli_job_and_none_shadows_the_package():
     job_files = {p.stem for p in (REPO / "jobs").glob("*.py")}
     assert "portrait" not in job_files  # jobs/ is sys.path[0] under spark-submit: it would hide the package
     assert job_files <= set(_JOBS), job_files - set(_JOBS)
-
-
-@pytest.mark.slow
-def test_spark_submit_runs_a_backfill_in_local_mode(spark, submitted_shop):
-    """The backfill skips the date the daily job did and runs the next one."""
-    from portrait.schemas import JOB_RUNS
-
-    root, cfg, daily = submitted_shop
-    assert daily.returncode == 0, daily.stderr[-4000:]
-    command = [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
-               str(REPO / "jobs" / "backfill.py"), "--conf", str(LOCAL_CONF),
-               "--start", "2026-11-20", "--end", "2026-11-21", "--git-commit", "test-commit"]
-    result = run_process(command, config_environ(root, **SUBMITTED_SHOP))
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "backfill 2026-11-20..2026-11-21: ran 1 date(s)" in result.stdout
-    runs = io.read_table(spark, cfg, JOB_RUNS).select("run_date", "status", "git_commit").collect()
-    assert sorted((str(r[0]), r[1], r[2] == "test-commit") for r in runs) == [
-        ("2026-11-20", "succeeded", False), ("2026-11-21", "succeeded", True)]

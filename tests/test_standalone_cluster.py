@@ -3,6 +3,10 @@
 A master and two workers run as separate JVMs on loopback (pip pyspark's ``spark-class``); the job is
 submitted with ``--master spark://…``, its code shipped with ``--py-files`` and Delta with ``--jars``. Executors
 share no memory with the driver, so anything that relied on driver-local state would fail or differ.
+
+The cluster runs the daily job through the backfill entry point (``jobs/backfill.py``), so one cluster run
+also covers what a separate spark-submit of the backfill job would: its arguments, its summary line and the
+git commit it records (its resume logic is tested in-process, in ``tests/test_operations.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from portrait import io
-from portrait.schemas import INPUT_TABLES, USER_PORTRAIT
+from portrait.schemas import INPUT_TABLES, JOB_RUNS, USER_PORTRAIT
 from portrait.spark import submit_args
 from tests.conftest import LOCAL_CONF, REPO, SUBMITTED_RUN_DATE, SUBMITTED_SHOP, config_environ, make_config
 
@@ -108,10 +112,14 @@ def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_
         # commit) is pure scheduling overhead here. portrait sets 2 itself in local mode; results do not
         # depend on it.
         "--conf", "spark.databricks.delta.snapshotPartitions=2",
-        str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", SUBMITTED_RUN_DATE, "--no-generate",
+        str(REPO / "jobs" / "backfill.py"), "--conf", str(LOCAL_CONF), "--start", SUBMITTED_RUN_DATE,
+        "--end", SUBMITTED_RUN_DATE, "--git-commit", "test-commit",
     ]
     result = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stderr[-4000:]
+    assert f"backfill {SUBMITTED_RUN_DATE}..{SUBMITTED_RUN_DATE}: ran 1 date(s)" in result.stdout
+    runs = io.read_table(spark, cluster_cfg, JOB_RUNS).select("job", "run_date", "status", "git_commit").collect()
+    assert [(r[0], str(r[1]), r[2], r[3]) for r in runs] == [("daily", SUBMITTED_RUN_DATE, "succeeded", "test-commit")]
     executors_used = list((work / "worker-0").glob("app-*")) + list((work / "worker-1").glob("app-*"))
     assert executors_used, "the job ran no executor on the standalone workers"
 

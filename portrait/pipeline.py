@@ -108,6 +108,8 @@ class RunSummary:
     breaches: int | None = None
     report_path: str | None = None
     input_versions: dict[str, int] = field(default_factory=dict)  # what the portrait was built from
+    feature_rows: int = 0  # rows of the date's user_features partition, as written
+    portrait_rows: int = 0  # rows of the date's user_portrait partition, as published
 
     def render(self) -> str:
         lines = [f"portrait daily run for {self.run_date} finished in {self.seconds:.1f} s"]
@@ -494,7 +496,8 @@ def churn_scorer(cfg: Config, trained: TrainingResult | None = None) -> Scorer |
 
 
 def run_portrait(spark: SparkSession, cfg: Config, day: dt.date, scorer: Scorer,
-                 churn: Scorer | None = None, input_versions: dict[str, int] | None = None) -> int:
+                 churn: Scorer | None = None, input_versions: dict[str, int] | None = None,
+                 features_ready: bool = False) -> int:
     """Score the users of ``day`` and write the ``user_portrait`` partition of ``day``; returns its rows.
 
     With the model's explanation every row gets its reason codes; without, an empty list. ``churn`` fills
@@ -502,10 +505,12 @@ def run_portrait(spark: SparkSession, cfg: Config, day: dt.date, scorer: Scorer,
     start; default: now); the rows name them and the ``users`` attributes are read at that version. The rows are
     published only when they pass the quality gate
     (:func:`publish_portrait`); otherwise :class:`portrait.publish.quality.QualityGateFailed` is raised and
-    the table is unchanged.
+    the table is unchanged. ``features_ready``: the caller has just written the date's features (the daily
+    run), so they are not looked for again.
     """
     check_tag_registry(spark, cfg)
-    ensure_features(spark, cfg, [day])
+    if not features_ready:
+        ensure_features(spark, cfg, [day])
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(day).cast("date"))
     versions = _current_input_versions(spark, cfg) if input_versions is None else input_versions
     users = _input_frame(spark, cfg, USERS, versions)
@@ -602,16 +607,21 @@ def run_monitor_recorded(spark: SparkSession, cfg: Config, day: dt.date, git_com
     return rows
 
 
-def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missing: bool = True) -> RunSummary:
+def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missing: bool = True,
+              input_versions: dict[str, int] | None = None) -> RunSummary:
     """Features → training (see ``model.daily_training``) → scoring → portrait for ``day``; generates input
-    data first when allowed and the input tables do not exist."""
+    data first when allowed and the input tables do not exist.
+
+    ``input_versions``: the current versions of the input tables, when the caller has just read them (the
+    recorded run does, before this starts); the input tables exist then and are not looked for again.
+    """
     started = time.monotonic()
     summary = RunSummary(run_date=day)
     check_tag_registry(spark, cfg)  # a bad tag definition fails now, not after training
     from portrait.privacy import pseudonym_key
 
     pseudonym_key()  # the BI tables need it: a missing key fails now, not after training
-    if not inputs_exist(spark, cfg):
+    if not input_versions and not inputs_exist(spark, cfg):
         if not generate_if_missing:
             io.read_table(spark, cfg, CLICKSTREAM)  # raises TableNotFoundError naming the table
             io.read_table(spark, cfg, ORDERS)
@@ -619,9 +629,9 @@ def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missin
         with _Stage("generate"):
             run_generate(spark, cfg, end_date=day)
         summary.generated = True
-    summary.input_versions = _current_input_versions(spark, cfg)
+    summary.input_versions = input_versions or _current_input_versions(spark, cfg)
     with _Stage(f"features {day}"):
-        run_features(spark, cfg, day)
+        summary.feature_rows = run_features(spark, cfg, day)
     trained: dict[str, TrainingResult] = {}
     for target in _targets_to_train(cfg):
         with _Stage("train" if target == PURCHASE_TARGET else f"train {target}"):
@@ -642,7 +652,8 @@ def run_daily(spark: SparkSession, cfg: Config, day: dt.date, generate_if_missin
         log.info("scoring with the champion %s (model.daily_training: %s)", scorer.uri, cfg.model.daily_training)
     scored_with = scorer.uri
     with _Stage(f"portrait {day}"):
-        run_portrait(spark, cfg, day, scorer, churn_scorer(cfg, trained.get(CHURN_TARGET)), summary.input_versions)
+        summary.portrait_rows = run_portrait(spark, cfg, day, scorer, churn_scorer(cfg, trained.get(CHURN_TARGET)),
+                                             summary.input_versions, features_ready=True)
     with _Stage(f"bi tables and report {day}"):
         run_bi_tables(spark, cfg, day)
         summary.report_path = str(run_daily_report(spark, cfg, day))
@@ -690,10 +701,10 @@ def run_daily_recorded(spark: SparkSession, cfg: Config, day: dt.date, generate_
     with audit.recorded(spark, cfg, "daily", day, git_commit) as run:
         if inputs_exist(spark, cfg):
             run.input_versions = _current_input_versions(spark, cfg)
-        summary = run_daily(spark, cfg, day, generate_if_missing=generate_if_missing)
+        summary = run_daily(spark, cfg, day, generate_if_missing=generate_if_missing,
+                            input_versions=run.input_versions or None)
         run.input_versions = summary.input_versions  # the versions the portrait rows name
-        run.rows_in = _partition_rows(spark, cfg, USER_FEATURES, day)
-        run.rows_out = _partition_rows(spark, cfg, USER_PORTRAIT, day)
+        run.rows_in, run.rows_out = summary.feature_rows, summary.portrait_rows
         run.output_versions = {c.name: io.table_version(spark, cfg, c)
                                for c in (USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT)}
         run.mlflow_run_id = tracking.run_id_of(summary.scored_with or summary.model_uri)

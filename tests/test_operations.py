@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from portrait import audit, io, pipeline
-from portrait.schemas import JOB_RUNS, MONITORING, USER_PORTRAIT
+from portrait.schemas import JOB_RUNS, MONITORING, USER_FEATURES, USER_PORTRAIT
 from tests.conftest import FAST_MODEL, make_config
 
 pytestmark = pytest.mark.slow
@@ -68,9 +68,13 @@ def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, shop, mo
                   .select("dt").distinct().collect()}
     assert drift_days == set(DAYS[1:])  # day one has no previous portrait day
     assert checks.where(F.col("check") == "score_psi").count() == 2
+    features = io.read_table(spark, cfg, USER_FEATURES)
     for run in runs:
         if run["status"] == "succeeded":
-            assert run["mlflow_run_id"] and run["rows_out"] > 0
+            on_date = F.col("dt") == F.lit(run["run_date"]).cast("date")
+            assert run["rows_in"] == features.where(on_date).count() > 0
+            assert run["rows_out"] == portrait.where(on_date).count() > 0
+            assert run["mlflow_run_id"]
             assert set(run["input_versions"]) >= {"clickstream", "orders"}
             assert run["output_versions"]["user_portrait"] >= 0
             assert run["config_fingerprint"] == cfg.fingerprint()

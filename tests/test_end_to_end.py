@@ -24,8 +24,9 @@ RUN_DATE = dt.date(2026, 11, 20)
 
 @pytest.fixture(scope="module")
 def default_run(spark, tmp_path_factory):
-    """One daily run of what ``make run`` runs: the configured generator scale, model and both targets (only
-    the lakehouse and MLflow store moved to a temporary folder). Later tests inspect and re-run it.
+    """One daily run of what ``make run`` runs: the configured generator scale, model and both targets (the
+    test environment moves the lakehouse and MLflow store to a temporary folder and uses two shuffle
+    partitions). Later tests inspect and re-run it.
 
     The run's own training results (in-memory models, by target) are kept, so the MLflow round trip below
     compares the model the daily run trained with the one it logged, without training a third model.

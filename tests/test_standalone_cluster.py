@@ -94,7 +94,11 @@ def _package_zip(folder: Path) -> Path:
 
 def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_master, submitted_shop, tmp_path):
     """The cluster runs the daily job on a copy of the spark-submit shop's input tables; the local-mode
-    portrait to match is that shop's own (same input, configuration and seeds)."""
+    portrait to match is that shop's own (same input, configuration and seeds).
+
+    The cluster's job compiles its queries as production does; the local shop's, like every other test
+    process, interprets them (``INTERPRETED_SPARK_OPTIONS``), so the match also covers both ways of running.
+    """
     url, work = standalone_master
     _, local_cfg, local_run = submitted_shop
     assert local_run.returncode == 0, local_run.stderr[-4000:]
@@ -104,7 +108,8 @@ def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_
         source = Path(io.table_ref(local_cfg, contract).path)
         if source.exists():
             shutil.copytree(source, io.table_ref(cluster_cfg, contract).path)
-    environ = {**os.environ, **config_environ(cluster_root, **SUBMITTED_SHOP), "PYSPARK_PYTHON": sys.executable}
+    environ = {**os.environ, **config_environ(cluster_root, **SUBMITTED_SHOP, SPARK__OPTIONS="{}"),
+               "PYSPARK_PYTHON": sys.executable}
     command = [
         str(BIN / "spark-submit"), "--master", url, "--total-executor-cores", "2", "--executor-memory", "1g",
         "--py-files", str(_package_zip(work)), *submit_args(driver_memory="2g"),

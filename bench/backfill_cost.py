@@ -70,14 +70,15 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="portrait-backfill-"))
     end = dt.date(2026, 11, 20)
     dates = [end - dt.timedelta(days=k) for k in range(args.dates - 1, -1, -1)]
-    source = make_config(root / "source")
+    # The tests' configuration with production's query compilation (tests interpret: tests/conftest.py).
+    source = make_config(root / "source", SPARK__OPTIONS="{}")
     spark = get_spark(source)
     pipeline.run_generate(spark, source, end_date=end, users=args.users, days=args.days)
     events = io.read_table(spark, source, CLICKSTREAM).count()
 
     def fresh(name: str):
         shutil.copytree(root / "source" / "lakehouse", root / name / "lakehouse")
-        return make_config(root / name)
+        return make_config(root / name, SPARK__OPTIONS="{}")
 
     incremental = fresh("incremental")
     started = time.perf_counter()

@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     portrait_spark._LOCAL_SETTINGS.update(settings)  # applied after portrait's own, so they win
 
     root = Path(tempfile.mkdtemp(prefix="portrait-fixed-cost-"))
-    cfg = make_config(root, **{"GENERATE__USERS": str(args.users), "GENERATE__DAYS": str(args.days), **FAST_MODEL})
+    # SPARK__OPTIONS: production's query compilation, not the interpreted expressions of the tests' configuration.
+    cfg = make_config(root, **{"GENERATE__USERS": str(args.users), "GENERATE__DAYS": str(args.days), **FAST_MODEL,
+                               "SPARK__OPTIONS": "{}"})
     started = time.monotonic()
     spark = portrait_spark.get_spark(cfg)
     session_seconds = time.monotonic() - started

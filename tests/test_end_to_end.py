@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import mlflow
 import pytest
@@ -15,7 +16,7 @@ from portrait.model.scoring import SCORE, score
 from portrait.pipeline import run_daily, target_config
 from portrait.privacy import person_key_of, pseudonym_key
 from portrait.schemas import CLICKSTREAM, IDENTITY_GRAPH, ITEMS, ORDERS, REVIEWS, USER_FEATURES, USER_PORTRAIT, USERS
-from tests.conftest import make_config
+from tests.conftest import INTERPRETED_SPARK_OPTIONS, make_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +28,9 @@ def compiled_queries(spark):
     """This module's runs are ``make run``'s size (4,000 users, 60 days), where compiling query code pays
     for itself, unlike the tiny frames of other tests: the same first run in a fresh session took 283 s
     compiled against 312 s interpreted (one run each). Restored to the test session's setting after."""
-    interpreted = {key: spark.conf.get(key) for key in ("spark.sql.codegen.wholeStage", "spark.sql.codegen.factoryMode")}
-    spark.conf.set("spark.sql.codegen.wholeStage", "true")
-    spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK")
+    interpreted = json.loads(INTERPRETED_SPARK_OPTIONS)
+    for key in interpreted:
+        spark.conf.unset(key)  # Spark's defaults: compiled, as production runs
     yield
     for key, value in interpreted.items():
         spark.conf.set(key, value)

@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     shop = {"GENERATE__USERS": str(args.users), "GENERATE__DAYS": str(args.days), **FAST_MODEL, "SPARK__OPTIONS": "{}"}
     root = Path(tempfile.mkdtemp(prefix="portrait-codegen-"))
     source = root / "source"
-    spark = get_spark(make_config(source, **shop))
-    run_generate(spark, make_config(source, **shop), end_date=RUN_DATE + dt.timedelta(days=1))
+    source_cfg = make_config(source, **shop)
+    spark = get_spark(source_cfg)
+    run_generate(spark, source_cfg, end_date=RUN_DATE + dt.timedelta(days=1))
     spark.stop()
 
     results = []

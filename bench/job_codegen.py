@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("PORTRAIT_PSEUDONYM_KEY", "bench-only-pseudonym-key-not-a-secret")
-    from conftest import FAST_MODEL, LOCAL_CONF, config_environ, make_config
+    from conftest import FAST_MODEL, LOCAL_CONF, config_environ, make_config, run_process
 
     from portrait.pipeline import run_generate
     from portrait.spark import get_spark, submit_args
@@ -67,9 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(source, run_root)
             command = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]", *submit_args(),
                        *options, str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", str(RUN_DATE)]
-            environ = {**os.environ, **config_environ(run_root, **shop), "PYSPARK_PYTHON": sys.executable}
             started = time.perf_counter()
-            done = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True)
+            done = run_process(command, config_environ(run_root, **shop), timeout=1800)
             seconds = time.perf_counter() - started
             if done.returncode != 0:
                 print(done.stderr[-4000:], file=sys.stderr)

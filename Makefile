@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (see README):  make run   and   make test
 # Both run the set-up step first: a virtualenv in .venv with portrait installed, and the Delta Lake jars
-# fetched once from Maven Central into ~/.cache/portrait (later Spark starts, tests included, are offline).
+# fetched once from Maven Central into ~/.cache/portrait (later Spark starts, tests included, are offline),
+# beside a class-data archive of the classes a Spark session loads (recorded once; later driver JVMs map it).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,6 +14,7 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 	@$(BIN)/python -m portrait.spark fetch-jars
+	@$(BIN)/python -m portrait.spark class-archive
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "error: Java not found. portrait runs Apache Spark, which needs Java 17 or newer: install OpenJDK 17 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME." >&2; exit 1; }

@@ -5,7 +5,9 @@ Three situations, one function (:func:`get_spark`):
 * **Local** (console script, tests, ``python -m``): a ``local[N]`` session with the Delta extension and
   catalog, adaptive execution, few shuffle partitions, the session time zone from config and quiet logs.
   Delta's jars come from a local folder filled once by ``python -m portrait.spark fetch-jars`` (the set-up
-  step), so later starts need no network and pay no dependency resolution.
+  step), so later starts need no network and pay no dependency resolution. The set-up step also records the
+  classes a session loads in a class-data archive (``python -m portrait.spark class-archive``), which later
+  driver JVMs map instead of loading and verifying those classes from the jars again.
 * **spark-submit** (local mode or ``--master spark://…``): the Python process was launched by
   spark-submit, which has already set master and jars; the session is created with the same Delta and
   SQL settings but adds no packages. ``python -m portrait.spark submit-args`` prints the ``--jars`` and
@@ -17,6 +19,7 @@ Three situations, one function (:func:`get_spark`):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -68,8 +71,8 @@ _LOCAL_SETTINGS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.warehouse.dir": "",  # filled per lakehouse below
-    "spark.driver.extraJavaOptions": "-Dderby.system.home={scratch} -XX:+UseG1GC",
 }
+_DRIVER_JAVA_OPTIONS = "-Dderby.system.home={scratch} -XX:+UseG1GC"
 
 
 class SparkSetupError(RuntimeError):
@@ -159,6 +162,142 @@ def _artifact_names(folder: Path) -> set[str]:
     return {_artifact_name(p.name) for p in folder.glob("*.jar")}
 
 
+def class_archive() -> Path | None:
+    """The class-data archive the set-up step made for this JDK, pyspark and Delta jar set, if there is one.
+
+    A driver JVM started with it maps the ~17,000 Spark, Delta and Scala classes a session loads from one file
+    instead of reading and verifying them from ~250 jars: about 5 s less per cold start (docs/BENCHMARKS.md).
+    The file name is a fingerprint of everything the JVM checks the archive against (its own build, the class
+    path's jars with their sizes and times), so a changed JDK or jar set finds no archive and starts as before.
+    """
+    fingerprint = _class_path_fingerprint()
+    if fingerprint is None:
+        return None
+    path = cache_dir() / "class-archive" / f"{fingerprint}.jsa"
+    return path if path.is_file() else None
+
+
+def _class_path_fingerprint() -> str | None:
+    java = _java_executable()
+    folder = jars_dir()
+    if java is None or not (folder / ".complete").exists():
+        return None
+    java_home = Path(java).resolve().parents[1]
+    files = [java_home / "lib" / "modules", *sorted((java_home / "lib").glob("*/libjvm.so")),
+             *sorted((Path(_pyspark_home()) / "jars").glob("*.jar")), *sorted(folder.glob("*.jar"))]
+    digest = hashlib.sha256(str(java_home).encode())
+    for file in files:
+        stat = file.stat()
+        digest.update(f"\0{file}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:20]
+
+
+def _driver_java_options(scratch: Path) -> str:
+    options = _DRIVER_JAVA_OPTIONS.format(scratch=scratch)
+    archive = class_archive()
+    return f"{options} -XX:SharedArchiveFile={archive}" if archive else options
+
+
+# What the archive's JVM does before it exits: what a daily run's driver loads most of (session start, Delta
+# writes, reads, MERGE and history, aggregations, windows, joins, the model pipeline), on a few rows. Classes
+# it does not load are loaded from the jars as usual.
+_ARCHIVE_WORKLOAD = """
+import sys
+from pyspark.ml import Pipeline
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.evaluation import BinaryClassificationEvaluator
+from pyspark.ml.feature import (ChiSqSelector, HashingTF, IDF, OneHotEncoder, RegexTokenizer, StringIndexer,
+                                VectorAssembler)
+from pyspark.sql import Window, functions as F
+from portrait import spark as portrait_spark
+
+work = sys.argv[1]
+spark = portrait_spark._local_session("local[2]", "portrait-class-archive", "4g", work,
+                                      {"spark.sql.shuffle.partitions": "2"}, archive_java_options=sys.argv[2])
+rows = spark.range(400).select(
+    F.concat(F.lit("u"), (F.col("id") % 40).cast("string")).alias("user_id"),
+    F.date_add(F.lit("2026-11-01").cast("date"), (F.col("id") % 5).cast("int")).alias("dt"),
+    F.timestamp_seconds(F.lit(1795000000) + F.col("id") * 37).alias("event_time"),
+    F.element_at(F.array(*[F.lit(t) for t in ("view", "cart", "buy", "search")]), (F.col("id") % 4 + 1).cast("int"))
+    .alias("event_type"),
+    F.concat_ws(" ", F.lit("red shoe"), (F.col("id") % 7).cast("string")).alias("text"),
+    (F.col("id") % 3 == 0).cast("double").alias("label"), (F.col("id") % 11).cast("double").alias("amount"))
+table = f"{work}/events"
+rows.write.format("delta").partitionBy("dt").mode("overwrite").save(table)
+rows.where(F.col("dt") == "2026-11-02").write.format("delta").mode("overwrite") \
+    .option("replaceWhere", "dt = '2026-11-02'").save(table)
+events = spark.read.format("delta").load(table)
+in_order = Window.partitionBy("user_id", "dt").orderBy("event_time")
+daily = (events.withColumn("gap", F.col("event_time").cast("long") - F.lag("event_time").over(in_order).cast("long"))
+         .groupBy("user_id", "dt").agg(F.count(F.lit(1)).alias("events"), F.sum("gap").alias("gaps"),
+                                       F.sort_array(F.collect_list(F.struct("event_time", "text"))).alias("texts"))
+         .join(events.groupBy("user_id", "dt", "event_type").agg(F.sum("amount").alias("amount"))
+               .groupBy("user_id", "dt").agg(F.map_from_entries(F.collect_list(F.struct("event_type", "amount")))
+                                             .alias("m")), ["user_id", "dt"]))
+users = daily.groupBy("user_id").agg(F.sum("events").alias("events"), F.max("dt").alias("last"))
+joined = users.join(F.broadcast(events.select("user_id", "label", "text", "event_type", "amount").distinct()),
+                    "user_id").join(daily.select("user_id", F.explode("m")), "user_id", "left")
+joined.write.format("delta").mode("overwrite").save(f"{work}/joined")
+from delta.tables import DeltaTable
+DeltaTable.forPath(spark, table).alias("t").merge(rows.limit(10).alias("s"), "t.user_id = s.user_id AND t.dt = s.dt") \
+    .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+DeltaTable.forPath(spark, table).history().collect()
+training = spark.read.format("delta").load(f"{work}/joined").toPandas()
+training = spark.createDataFrame(training)
+stages = [RegexTokenizer(inputCol="text", outputCol="words"),
+          HashingTF(inputCol="words", outputCol="tf", numFeatures=64), IDF(inputCol="tf", outputCol="tfidf"),
+          StringIndexer(inputCol="event_type", outputCol="kind"),
+          OneHotEncoder(inputCol="kind", outputCol="kinds"),
+          VectorAssembler(inputCols=["tfidf", "kinds", "amount", "events"], outputCol="raw"),
+          ChiSqSelector(numTopFeatures=8, featuresCol="raw", outputCol="features", labelCol="label"),
+          LogisticRegression(maxIter=5, regParam=0.01)]
+model = Pipeline(stages=stages).fit(training)
+BinaryClassificationEvaluator().evaluate(model.transform(training))
+model.write().overwrite().save(f"{work}/model")
+spark.stop()
+"""
+
+
+def build_class_archive(force: bool = False) -> Path | None:
+    """Make the class-data archive :func:`class_archive` finds (the set-up step: ~100 s on 2 cores, once per JDK
+    and jar set).
+
+    A JVM dumps the classes it loaded at exit (``-XX:ArchiveClassesAtExit``) after running the workload above
+    in a local session built as every local session is. The dump goes to a temporary file that becomes the archive
+    only after a JVM has opened it, since a truncated archive would crash every JVM that maps it.
+    Returns None when no Java is found (Spark cannot start either; :func:`get_spark` says so).
+    """
+    fingerprint = _class_path_fingerprint()
+    if fingerprint is None:
+        delta_jars()  # raises with what to do when the jars are missing
+        return None
+    existing = class_archive()
+    if existing is not None and not force:
+        return existing
+    folder = cache_dir() / "class-archive"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{fingerprint}.jsa"
+    with tempfile.TemporaryDirectory(dir=folder) as staging:
+        dump = Path(staging) / "classes.jsa"
+        # C1 only: a short run warms up sooner (107 -> 97 s); the archive holds classes, not compiled code.
+        recording = f"-XX:ArchiveClassesAtExit={dump} -XX:TieredStopAtLevel=1"
+        result = subprocess.run(
+            [sys.executable, "-c", _ARCHIVE_WORKLOAD, staging, recording],
+            capture_output=True, text=True, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1",
+                                                "PYSPARK_PYTHON": sys.executable})
+        if result.returncode != 0 or not dump.is_file():
+            raise SparkSetupError(f"could not record the class-data archive:\n{result.stderr[-3000:]}")
+        opened = subprocess.run([_java_executable(), f"-XX:SharedArchiveFile={dump}", "-version"],
+                                capture_output=True, text=True)
+        if opened.returncode != 0:
+            raise SparkSetupError(f"the recorded class-data archive does not open:\n{opened.stdout[-2000:]}")
+        os.replace(dump, target)
+    for stale in folder.glob("*.jsa"):
+        if stale != target:
+            stale.unlink(missing_ok=True)
+    return target
+
+
 def launched_by_spark_submit() -> bool:
     """True when spark-submit (or a cluster) started this Python process and owns the JVM."""
     return "PYSPARK_GATEWAY_PORT" in os.environ or "DATABRICKS_RUNTIME_VERSION" in os.environ
@@ -184,28 +323,41 @@ def get_spark(cfg: Config) -> SparkSession:
 
 
 def _build_local(cfg: Config) -> SparkSession:
+    warehouse = Path(cfg.lakehouse.path or tempfile.gettempdir()).resolve() / "_warehouse"
+    _require_java()
+    session = _local_session(cfg.spark.master, cfg.spark.app_name, cfg.spark.driver_memory, warehouse,
+                             cfg.spark.options)
+    _apply_session_settings(session, cfg)
+    return session
+
+
+def _local_session(master: str, app_name: str, driver_memory: str, warehouse: Path | str,
+                   options: dict[str, str], archive_java_options: str | None = None) -> SparkSession:
+    """A new local session with Delta and portrait's settings. ``options`` win over them, except the driver's
+    JVM options, which are added to portrait's. ``archive_java_options``: instead of the class-data archive,
+    these options (the set-up step records the archive with them)."""
     scratch = cache_dir() / "spark-scratch"
     scratch.mkdir(parents=True, exist_ok=True)
-    warehouse = Path(cfg.lakehouse.path or tempfile.gettempdir()).resolve() / "_warehouse"
+    java_options = [_DRIVER_JAVA_OPTIONS.format(scratch=scratch) if archive_java_options is not None
+                    else _driver_java_options(scratch), archive_java_options,
+                    options.get("spark.driver.extraJavaOptions")]
     builder = (
-        SparkSession.builder.master(cfg.spark.master)
-        .appName(cfg.spark.app_name)
+        SparkSession.builder.master(master)
+        .appName(app_name)
         .config("spark.jars", ",".join(str(j) for j in delta_jars()))
-        .config("spark.driver.memory", cfg.spark.driver_memory)
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.driver.extraJavaOptions", " ".join(filter(None, java_options)))
     )
-    settings = {**_STATIC_SETTINGS, **_LOCAL_SETTINGS, "spark.sql.warehouse.dir": str(warehouse)}
-    for key, value in settings.items():
-        builder = builder.config(key, value.format(scratch=scratch))
-    for key, value in cfg.spark.options.items():
+    for key, value in {**_STATIC_SETTINGS, **_LOCAL_SETTINGS, "spark.sql.warehouse.dir": str(warehouse)}.items():
         builder = builder.config(key, value)
-    _require_java()
+    for key, value in options.items():
+        if key != "spark.driver.extraJavaOptions":
+            builder = builder.config(key, value)
     # Bind to loopback: a laptop's or CI machine's host name may not resolve to a reachable address.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Python workers must run this interpreter (the one with portrait installed), not the first python3.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = builder.getOrCreate()
-    _apply_session_settings(session, cfg)
-    return session
+    return builder.getOrCreate()
 
 
 def _apply_session_settings(session: SparkSession, cfg: Config) -> None:
@@ -232,10 +384,15 @@ def _require_delta(session: SparkSession) -> None:
         ) from exc
 
 
+def _java_executable() -> str | None:
+    """The java spark-submit starts: JAVA_HOME's when set, else the first on PATH."""
+    if os.environ.get("JAVA_HOME"):
+        return shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin"))
+    return shutil.which("java")
+
+
 def _require_java() -> None:
-    java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if os.environ.get(
-        "JAVA_HOME") else shutil.which("java")
-    if java is None:
+    if _java_executable() is None:
         raise SparkSetupError(
             "Java was not found. portrait runs Spark, which needs Java 17 or newer: install OpenJDK 17 "
             "(e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."
@@ -248,9 +405,14 @@ DEFAULT_SUBMIT_DRIVER_MEMORY = "4g"
 def submit_args(driver_memory: str = DEFAULT_SUBMIT_DRIVER_MEMORY) -> list[str]:
     """spark-submit options that give a submitted job the Delta jars, Delta settings and driver memory.
 
-    Driver memory must be given here: under spark-submit the driver JVM starts before portrait runs.
+    Driver memory must be given here: under spark-submit the driver JVM starts before portrait runs. With the
+    set-up step's class-data archive on this machine the driver maps it (``--driver-java-options``; a driver
+    started elsewhere, as in cluster deploy mode, would not find the file: leave the option out there).
     """
     args = ["--jars", ",".join(str(j) for j in delta_jars()), "--driver-memory", driver_memory]
+    archive = class_archive()
+    if archive is not None:
+        args += ["--driver-java-options", f"-XX:SharedArchiveFile={archive}"]
     for key, value in {**_STATIC_SETTINGS, "spark.ui.showConsoleProgress": "false"}.items():
         args += ["--conf", f"{key}={value}"]
     return args
@@ -264,11 +426,22 @@ def main(argv: list[str] | None = None) -> int:
     submit = sub.add_parser("submit-args", help="print spark-submit options for Delta, one per line")
     submit.add_argument("--driver-memory", default=DEFAULT_SUBMIT_DRIVER_MEMORY)
     sub.add_parser("jars", help="print the Delta jar paths, comma-separated")
+    archive = sub.add_parser("class-archive", help="record the class-data archive driver JVMs start from (once)")
+    archive.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch-jars":
             jars = fetch_delta_jars(force=args.force)
             print(f"{len(jars)} jars for {delta_maven_coordinate()} in {jars_dir()}")
+        elif args.command == "class-archive":
+            delta_jars()  # missing jars are an error of the set-up step; a failed recording below is not
+            try:
+                path = build_class_archive(force=args.force)
+            except SparkSetupError as exc:
+                print(f"warning: {exc}\nSpark will start without a class-data archive (a few seconds slower per "
+                      "start); run `python -m portrait.spark class-archive` again to retry.", file=sys.stderr)
+                return 0
+            print(f"class-data archive: {path}" if path else "no Java found: no class-data archive made")
         elif args.command == "submit-args":
             print("\n".join(submit_args(args.driver_memory)))
         else:

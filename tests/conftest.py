@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -70,7 +71,10 @@ def make_config(root: Path, **overrides: str) -> Config:
 def spark(tmp_path_factory):
     from portrait.spark import get_spark
 
-    session = get_spark(make_config(tmp_path_factory.mktemp("session")))  # interprets: INTERPRETED_SPARK_OPTIONS
+    # Interprets (INTERPRETED_SPARK_OPTIONS). -Xshare:on: the JVM does not start unless it can map the set-up
+    # step's class-data archive (portrait.spark.class_archive), so the archive is proven to fit the class path.
+    options = json.dumps({**json.loads(INTERPRETED_SPARK_OPTIONS), "spark.driver.extraJavaOptions": "-Xshare:on"})
+    session = get_spark(make_config(tmp_path_factory.mktemp("session"), SPARK__OPTIONS=options))
     assert session.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
     yield session
     session.stop()

@@ -1,8 +1,13 @@
-"""Settings of the sessions portrait starts that cost time when left at Spark's defaults."""
+"""Settings of the sessions portrait starts that cost time when left at Spark's defaults, and the class-data
+archive their driver JVMs start from."""
 
 from __future__ import annotations
 
-from portrait.spark import submit_args
+import os
+import shutil
+import subprocess
+
+from portrait.spark import CACHE_ENV, _class_path_fingerprint, _java_executable, class_archive, jars_dir, submit_args
 from tests.test_bundle import load_bundle
 
 DEBUGGING = "spark.python.sql.dataFrameDebugging.enabled"
@@ -30,3 +35,39 @@ def test_spark_submit_and_every_job_cluster_start_sessions_with_both_settings():
                 for cluster in job["job_clusters"]]
     assert clusters and all(cluster.get("spark_conf", {}).get(DEBUGGING) == "false" for cluster in clusters)
     assert all(int(cluster.get("spark_conf", {}).get(CODE_CACHE, 0)) >= 2000 for cluster in clusters)
+
+
+def test_the_set_up_step_made_a_class_archive_and_the_local_session_maps_it(spark):
+    """The test session starts its JVM with -Xshare:on (tests/conftest.py), under which a JVM that cannot use the
+    archive refuses to start: every test passing means the archive fits the class path portrait's sessions have."""
+    archive = class_archive()
+    assert archive is not None, "no class-data archive: `make setup` (python -m portrait.spark class-archive) makes it"
+    arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+                     .getInputArguments())
+    # The configuration's JVM option is added to portrait's, not put in their place.
+    assert f"-XX:SharedArchiveFile={archive}" in arguments and "-Xshare:on" in arguments
+    assert "--driver-java-options" in submit_args() and f"-XX:SharedArchiveFile={archive}" in submit_args()
+    # -Xshare:on can fail: a JVM with another class path (none) cannot use the archive and does not start.
+    refused = subprocess.run([_java_executable(), "-Xshare:on", f"-XX:SharedArchiveFile={archive}", "-version"],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "shared class paths mismatch" in refused.stdout + refused.stderr
+
+
+def test_a_changed_jar_finds_no_archive(tmp_path, monkeypatch):
+    """The archive's name covers the jars: a replaced jar means a new class path, which the old one would not fit."""
+    delta = jars_dir()
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    copied = jars_dir()
+    copied.mkdir(parents=True)
+    for jar in delta.glob("*.jar"):
+        (copied / jar.name).symlink_to(jar)
+    (copied / ".complete").write_text("copied\n")
+    archive = tmp_path / "class-archive" / f"{_class_path_fingerprint()}.jsa"
+    archive.parent.mkdir()
+    archive.write_bytes(b"")
+    assert class_archive() == archive
+    replaced = sorted(copied.glob("*.jar"))[0]
+    replaced.unlink()
+    shutil.copyfile(delta / replaced.name, replaced)
+    os.utime(replaced, ns=(1_000_000_000, 1_000_000_000))
+    assert class_archive() is None

@@ -170,11 +170,18 @@ def class_archive() -> Path | None:
     The file name is a fingerprint of everything the JVM checks the archive against (its own build, the class
     path's jars with their sizes and times), so a changed JDK or jar set finds no archive and starts as before.
     """
+    path = _class_archive_path()
+    return path if path is not None and path.is_file() else None
+
+
+def _class_archive_path() -> Path | None:
+    """``<installation>-<fingerprint>.jsa``: each pyspark installation (virtualenv) keeps its own newest archive,
+    so two checkouts sharing the cache do not delete each other's."""
     fingerprint = _class_path_fingerprint()
     if fingerprint is None:
         return None
-    path = cache_dir() / "class-archive" / f"{fingerprint}.jsa"
-    return path if path.is_file() else None
+    installation = hashlib.sha256(_pyspark_home().encode()).hexdigest()[:8]
+    return cache_dir() / "class-archive" / f"{installation}-{fingerprint}.jsa"
 
 
 def _class_path_fingerprint() -> str | None:
@@ -267,16 +274,14 @@ def build_class_archive(force: bool = False) -> Path | None:
     only after a JVM has opened it, since a truncated archive would crash every JVM that maps it.
     Returns None when no Java is found (Spark cannot start either; :func:`get_spark` says so).
     """
-    fingerprint = _class_path_fingerprint()
-    if fingerprint is None:
+    target = _class_archive_path()
+    if target is None:
         delta_jars()  # raises with what to do when the jars are missing
         return None
-    existing = class_archive()
-    if existing is not None and not force:
-        return existing
-    folder = cache_dir() / "class-archive"
+    if target.is_file() and not force:
+        return target
+    folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{fingerprint}.jsa"
     with tempfile.TemporaryDirectory(dir=folder) as staging:
         dump = Path(staging) / "classes.jsa"
         # C1 only: a short run warms up sooner (107 -> 97 s); the archive holds classes, not compiled code.
@@ -292,7 +297,8 @@ def build_class_archive(force: bool = False) -> Path | None:
         if opened.returncode != 0:
             raise SparkSetupError(f"the recorded class-data archive does not open:\n{opened.stdout[-2000:]}")
         os.replace(dump, target)
-    for stale in folder.glob("*.jsa"):
+    installation = target.name.split("-", 1)[0]
+    for stale in folder.glob(f"{installation}-*.jsa"):  # this installation's archives for older JDKs or jars
         if stale != target:
             stale.unlink(missing_ok=True)
     return target

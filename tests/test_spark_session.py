@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 
-from portrait.spark import CACHE_ENV, _class_path_fingerprint, _java_executable, class_archive, jars_dir, submit_args
+from portrait.spark import CACHE_ENV, _class_archive_path, _java_executable, class_archive, jars_dir, submit_args
 from tests.test_bundle import load_bundle
 
 DEBUGGING = "spark.python.sql.dataFrameDebugging.enabled"
@@ -62,7 +62,8 @@ def test_a_changed_jar_finds_no_archive(tmp_path, monkeypatch):
     for jar in delta.glob("*.jar"):
         (copied / jar.name).symlink_to(jar)
     (copied / ".complete").write_text("copied\n")
-    archive = tmp_path / "class-archive" / f"{_class_path_fingerprint()}.jsa"
+    archive = _class_archive_path()
+    assert archive.parent == tmp_path / "class-archive"
     archive.parent.mkdir()
     archive.write_bytes(b"")
     assert class_archive() == archive

@@ -165,8 +165,9 @@ def _artifact_names(folder: Path) -> set[str]:
 def class_archive() -> Path | None:
     """The class-data archive the set-up step made for this JDK, pyspark and Delta jar set, if there is one.
 
-    A driver JVM started with it maps the ~17,000 Spark, Delta and Scala classes a session loads from one file
-    instead of reading and verifying them from ~250 jars: about 5 s less per cold start (docs/BENCHMARKS.md).
+    A driver JVM started with it maps most of the Spark, Delta and Scala classes a job loads (of a daily job's
+    35,685, those not generated at run time) from one file instead of reading and verifying each from ~250
+    jars: about 5 s less per cold start (docs/BENCHMARKS.md).
     The file name is a fingerprint of everything the JVM checks the archive against (its own build, the class
     path's jars with their sizes and times), so a changed JDK or jar set finds no archive and starts as before.
     """

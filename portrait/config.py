@@ -78,6 +78,7 @@ class TablesConfig(_Section):
     users: str = "users"
     reviews: str = "reviews"
     user_daily_activity: str = "user_daily_activity"
+    rollup_inputs: str = "rollup_inputs"
     user_features: str = "user_features"
     user_portrait: str = "user_portrait"
     quarantine: str = "quarantine"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -50,6 +52,7 @@ from portrait.schemas import (
     ITEMS,
     ORDERS,
     REVIEWS,
+    ROLLUP_INPUTS,
     USER_DAILY_ACTIVITY,
     USER_FEATURES,
     USER_PORTRAIT,
@@ -231,6 +234,36 @@ def _rows_per_day(spark: SparkSession, cfg: Config, contract, start: dt.date, en
     return {row["dt"]: row["count"] for row in rows}
 
 
+def _rows_per_day_where(spark: SparkSession, cfg: Config, contract, condition) -> dict[dt.date, int]:
+    """Rows per ``dt`` matching ``condition`` (no table: empty)."""
+    if not io.table_exists(spark, io.table_ref(cfg, contract)):
+        return {}
+    rows = io.read_table(spark, cfg, contract).where(condition).groupBy("dt").count().collect()  # one per day
+    return {row["dt"]: row["count"] for row in rows}
+
+
+def _record_erased_inputs(spark: SparkSession, cfg: Config, removed: dict[str, dict[dt.date, int]]) -> None:
+    """After an erasure deleted input rows and the same persons' rollup rows: record each affected day's input
+    counts less the deleted rows, so the rollups (already without those persons, and otherwise unchanged)
+    are not taken for stale and recomputed. Days without a record stay without one."""
+    clickstream, orders, reviews = (removed.get(c.name, {}) for c in (CLICKSTREAM, ORDERS, REVIEWS))
+    one_day = dt.timedelta(days=1)
+    days = {*clickstream, *(d + one_day for d in clickstream), *orders, *reviews}
+    if not days:
+        return
+    adjusted = {}
+    for day, (events, previous_events, order_rows, review_rows) in _recorded_rollup_inputs(
+            spark, cfg, min(days), max(days)).items():
+        if day not in days:
+            continue
+        counts = (events - clickstream.get(day, 0), previous_events - clickstream.get(day - one_day, 0),
+                  order_rows - orders.get(day, 0), review_rows - reviews.get(day, 0))
+        # A day left without rows of its own has no rollup rows: NO_INPUT, as rollup_input_counts gives it.
+        adjusted[day] = NO_INPUT if counts[0] == counts[2] == counts[3] == 0 else counts
+    if adjusted:
+        _record_rollup_inputs(spark, cfg, adjusted, dt.datetime.now(dt.timezone.utc))
+
+
 def _contiguous_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
     ranges: list[tuple[dt.date, dt.date]] = []
     for day in sorted(days):
@@ -261,23 +294,76 @@ def rollup_passes(days: list[dt.date], events_per_day: dict[dt.date, int],
     return passes
 
 
+# The counts a stored rollup of a day was computed from, in the column order of ROLLUP_INPUTS.
+INPUT_COUNT_COLUMNS = ("clickstream_rows", "previous_day_clickstream_rows", "orders_rows", "reviews_rows")
+NO_INPUT = (0, 0, 0, 0)
+
+
+def rollup_input_counts(clickstream: dict[dt.date, int], orders: dict[dt.date, int], reviews: dict[dt.date, int],
+                        start: dt.date, end: dt.date) -> dict[dt.date, tuple[int, int, int, int]]:
+    """Per day of ``[start, end]`` with a clickstream, order or review row: the input counts its rollup reads
+    (``INPUT_COUNT_COLUMNS``); the day before counts because a session running over midnight starts there.
+
+    ``clickstream`` must include the day before ``start``. Days without a row of their own are absent (their
+    counts are ``NO_INPUT``): they have no rollup rows, whatever happened the day before.
+    """
+    days = {d for d in (*clickstream, *orders, *reviews) if start <= d <= end}
+    return {d: (clickstream.get(d, 0), clickstream.get(d - dt.timedelta(days=1), 0), orders.get(d, 0),
+                reviews.get(d, 0)) for d in days}
+
+
+def stale_rollup_days(current: dict[dt.date, tuple], recorded: dict[dt.date, tuple]) -> set[dt.date]:
+    """Days whose stored rollup was computed from other input counts than the inputs hold now: never rolled
+    up, rolled up before late rows (or a re-ingest, or a deletion) changed the day or the day before, or
+    rolled up while the day had rows it no longer has."""
+    return {d for d in set(current) | set(recorded) if current.get(d, NO_INPUT) != recorded.get(d)}
+
+
+def _recorded_rollup_inputs(spark: SparkSession, cfg: Config, start: dt.date,
+                            end: dt.date) -> dict[dt.date, tuple]:
+    """The newest ``rollup_inputs`` counts per day of ``[start, end]`` (no table: empty)."""
+    if not io.table_exists(spark, io.table_ref(cfg, ROLLUP_INPUTS)):
+        return {}
+    rows = (io.read_table(spark, cfg, ROLLUP_INPUTS)
+            .where(F.col("dt").between(F.lit(start).cast("date"), F.lit(end).cast("date")))
+            .groupBy("dt").agg(F.max_by(F.struct(*INPUT_COUNT_COLUMNS), "recorded_at").alias("counts"))
+            .collect())  # at most one row per day of the range
+    return {row["dt"]: tuple(row["counts"]) for row in rows}
+
+
+def _record_rollup_inputs(spark: SparkSession, cfg: Config, counts: dict[dt.date, tuple],
+                          recorded_at: dt.datetime) -> None:
+    """Append one ``rollup_inputs`` row per day of ``counts``; the newest row of a day is the one read."""
+    rows = [(day, *map(int, values), recorded_at) for day, values in sorted(counts.items())]
+    io.append_rows(spark, cfg, ROLLUP_INPUTS, spark.createDataFrame(rows, ROLLUP_INPUTS.schema))
+
+
 def ensure_rollups(spark: SparkSession, cfg: Config, days: list[dt.date],
                    refresh: bool = True) -> list[tuple[dt.date, dt.date]]:
     """Write the rollups the features of ``days`` need; returns the date ranges computed.
 
-    With ``refresh`` each feature date's own rollup is recomputed (its day may have received late events);
-    other days are computed only when input data exists for them and their rollup does not, each contiguous
-    run of such days in one pass, or in several when it holds more than ``spark.rollup_events_per_pass`` events.
+    A day of the lookback is rolled up when its stored rollup is stale (:func:`stale_rollup_days`: its input
+    counts differ from those ``rollup_inputs`` recorded when it was computed; never computed counts as
+    stale), so late events reach the features of every later date without a manual re-run. With
+    ``refresh`` each feature date's own rollup is recomputed too (the items dimension it joins may have
+    changed). Contiguous stale days are computed in one pass, or in several when they hold more than
+    ``spark.rollup_events_per_pass`` events, and each pass's counts are recorded after its write.
     """
     start, end = lookback_start(min(days)), max(days)
-    events_per_day = _rows_per_day(spark, cfg, CLICKSTREAM, start, end)
-    with_data = set(events_per_day) | set(_rows_per_day(spark, cfg, ORDERS, start, end))
-    rolled_up = set(_rows_per_day(spark, cfg, USER_DAILY_ACTIVITY, start, end))
-    missing = (with_data - rolled_up) | (set(days) if refresh else set())
-    ranges = rollup_passes(list(missing), events_per_day, cfg.spark.rollup_events_per_pass)
+    # Counted before the rollup reads the inputs: a row landing in between makes the record too low, so the
+    # day is merely computed again next time; it is never taken for fresh.
+    counted_at = dt.datetime.now(dt.timezone.utc)
+    events_per_day = _rows_per_day(spark, cfg, CLICKSTREAM, start - dt.timedelta(days=1), end)
+    current = rollup_input_counts(events_per_day, _rows_per_day(spark, cfg, ORDERS, start, end),
+                                  _rows_per_day(spark, cfg, REVIEWS, start, end), start, end)
+    stale = stale_rollup_days(current, _recorded_rollup_inputs(spark, cfg, start, end))
+    ranges = rollup_passes(list(stale | (set(days) if refresh else set())), events_per_day,
+                           cfg.spark.rollup_events_per_pass)
     for first, last in ranges:
         with _Stage(f"rollups {first}..{last}"):
             run_rollups(spark, cfg, first, last)
+            computed = [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+            _record_rollup_inputs(spark, cfg, {d: current.get(d, NO_INPUT) for d in computed}, counted_at)
     return ranges
 
 
@@ -750,8 +836,10 @@ def _input_frame(spark: SparkSession, cfg: Config, contract, versions: dict[str,
     return io.read_table(spark, cfg, contract, version=versions[contract.name])
 
 
-def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> DataFrame:
-    """Recompute the portrait of a past daily run from the table versions and model it recorded.
+@contextmanager
+def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> Iterator[DataFrame]:
+    """Recompute the portrait of a past daily run from the table versions and model it recorded; a context
+    manager whose frame is valid inside the ``with`` block (the scored rows it reads are cached until then).
 
     Features are recomputed from the ``user_daily_activity`` rollups at the version the run recorded (runs
     recorded before rollups existed: from the input tables at their recorded versions) and must equal the
@@ -801,9 +889,12 @@ def replay_portrait(spark: SparkSession, cfg: Config, job_run_id: str) -> DataFr
         churn = load_scorer(f"runs:/{lineage['churn_model_run_id']}/{tracking.MODEL_ARTIFACT}")
     recorded_inputs = {name: version for name, version in versions.items()
                        if name in {c.name for c in (*INPUT_TABLES, IDENTITY_GRAPH)}}
-    portrait, _ = _portrait_frame(cfg, day, published, scorer, churn, _input_frame(spark, cfg, USERS, versions),
-                                  recorded_inputs)
-    return portrait
+    portrait, scored = _portrait_frame(cfg, day, published, scorer, churn,
+                                       _input_frame(spark, cfg, USERS, versions), recorded_inputs)
+    try:
+        yield portrait
+    finally:
+        scored.unpersist()
 
 
 def replay_matches(spark: SparkSession, cfg: Config, job_run_id: str) -> tuple[int, int]:
@@ -811,10 +902,10 @@ def replay_matches(spark: SparkSession, cfg: Config, job_run_id: str) -> tuple[i
     from portrait.schemas import JOB_RUNS
 
     run = io.read_table(spark, cfg, JOB_RUNS).where(F.col("run_id") == job_run_id).first()
-    replayed = replay_portrait(spark, cfg, job_run_id)
     published = io.read_table(spark, cfg, USER_PORTRAIT, version=run["output_versions"][USER_PORTRAIT.name]).where(
         F.col("dt") == F.lit(run["run_date"]).cast("date"))
-    differing = replayed.exceptAll(published).count() + published.exceptAll(replayed).count()
+    with replay_portrait(spark, cfg, job_run_id) as replayed:
+        differing = replayed.exceptAll(published).count() + published.exceptAll(replayed).count()
     return differing, published.count()
 
 
@@ -1036,6 +1127,9 @@ def run_forget(spark: SparkSession, cfg: Config, ids: list[str], vacuum: bool = 
         key_fingerprint=privacy.key_fingerprint(keys[0]), models_marked=marked,
         vacuum_retention_hours=cfg.privacy.vacuum_retention_hours,
     )
+    with _Stage("forget: input rows per day"):
+        removed = {c.name: _rows_per_day_where(spark, cfg, c, erasure.erasure_condition(c, erased_ids, person_keys))
+                   for c in (CLICKSTREAM, ORDERS, REVIEWS)}
     for contract in tables:
         if not io.table_exists(spark, io.table_ref(cfg, contract)):
             report.missing_tables.append(contract.name)
@@ -1043,6 +1137,8 @@ def run_forget(spark: SparkSession, cfg: Config, ids: list[str], vacuum: bool = 
         with _Stage(f"forget: {contract.name}"):
             condition = erasure.erasure_condition(contract, erased_ids, person_keys)
             report.rows_deleted[contract.name] = io.delete_rows(spark, cfg, contract, condition)
+    with _Stage("forget: rollup input counts"):
+        _record_erased_inputs(spark, cfg, removed)
     if vacuum:
         for contract in tables:
             with _Stage(f"forget: vacuum {contract.name}"):

@@ -234,6 +234,25 @@ USER_DAILY_ACTIVITY = TableContract(
 )
 
 
+ROLLUP_INPUTS = TableContract(
+    name="rollup_inputs",
+    description="How many input rows the stored rollup of each day was computed from: one row each time a day "
+                "is rolled up (or an erasure removes rows of it); the newest row of a day describes its stored "
+                "rollup. A day whose inputs now hold other counts (late events, a deletion) is rolled up again.",
+    schema=T.StructType(
+        [
+            _col("dt", T.DateType(), "The rolled-up day (a dt of user_daily_activity).", False),
+            _col("clickstream_rows", T.LongType(), "clickstream rows of dt when the rollup was computed.", False),
+            _col("previous_day_clickstream_rows", T.LongType(), "clickstream rows of the day before dt (sessions running over midnight start there).", False),
+            _col("orders_rows", T.LongType(), "orders rows (lines) of dt.", False),
+            _col("reviews_rows", T.LongType(), "reviews rows of dt (0 without a reviews table).", False),
+            _col("recorded_at", T.TimestampType(), "When the counts were taken, just before the rollup read its inputs, or when an erasure adjusted them (UTC instant).", False),
+        ]
+    ),
+    key=("dt", "recorded_at"),
+)
+
+
 def _window_columns() -> list[T.StructField]:
     columns = []
     for window in WINDOWS_DAYS:
@@ -603,7 +622,7 @@ BI_TABLES: tuple[TableContract, ...] = (PORTRAIT_LATEST, SEGMENT_DAILY)
 PUBLISH_TABLES: tuple[TableContract, ...] = (PUBLISH_CHECKS, PORTRAIT_CHANGES)
 PRIVACY_TABLES: tuple[TableContract, ...] = (ERASURE_REQUESTS,)
 INPUT_TABLES: tuple[TableContract, ...] = (CLICKSTREAM, ORDERS, ITEMS, USERS, REVIEWS)
-OUTPUT_TABLES: tuple[TableContract, ...] = (USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT)
+OUTPUT_TABLES: tuple[TableContract, ...] = (USER_DAILY_ACTIVITY, ROLLUP_INPUTS, USER_FEATURES, USER_PORTRAIT)
 INGEST_TABLES: tuple[TableContract, ...] = (QUARANTINE, INGEST_RUNS, IDENTITY_GRAPH, IDENTITY_MERGE_LOG)
 OPERATIONS_TABLES: tuple[TableContract, ...] = (JOB_RUNS, MONITORING)
 ALL_TABLES: dict[str, TableContract] = {

@@ -172,6 +172,7 @@ def test_a_time_travel_version_must_be_a_number(spark, cfg):
 def test_an_injected_replay_run_id_matches_no_run(spark, cfg):
     with audit.recorded(spark, cfg, "daily", DAY):
         pass
-    with pytest.raises(pipeline.ReplayError, match="no succeeded daily run with run_id"):
-        pipeline.replay_portrait(spark, cfg, "x' OR '1'='1")
+    with pytest.raises(pipeline.ReplayError, match="no succeeded daily run with run_id"), \
+            pipeline.replay_portrait(spark, cfg, "x' OR '1'='1"):
+        pass
     assert io.read_table(spark, cfg, JOB_RUNS).where(F.col("job") == "daily").count() == 1

@@ -133,3 +133,47 @@ def test_no_feature_of_d_sees_an_event_or_order_after_d(spark, shop):
     pipeline.run_features(spark, cfg, D)
     again = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
     assert again.exceptAll(before).isEmpty() and before.exceptAll(again).isEmpty()
+
+
+def test_late_rows_reach_the_next_run_and_an_erasure_recomputes_nothing(spark, shop, monkeypatch):
+    """Rows arriving after their day was rolled up make that rollup stale (and the next day's: sessions over
+    midnight); the next run recomputes exactly those days, and the features equal the raw-event oracle's.
+    An erasure lowers the recorded counts with the rows it deletes, so nothing is recomputed after it."""
+    from portrait import privacy
+
+    cfg = shop
+    pipeline.ensure_features(spark, cfg, [D], refresh=False)  # when run alone; the tests above wrote them
+    assert pipeline.ensure_rollups(spark, cfg, [D], refresh=False) == [], "nothing changed, nothing is stale"
+    current = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
+    someone = current.where(~F.col("user_id").isin(BOT, "night-owl")).orderBy("user_id").first()
+    late_day, order_day = D - dt.timedelta(days=3), D - dt.timedelta(days=5)
+    noon = pd.Timestamp(dt.datetime.combine(late_day, dt.time(12)), tz=cfg.time_zone).to_pydatetime()
+    io.append_rows(spark, cfg, CLICKSTREAM, spark.createDataFrame(
+        [("late-1", someone["user_id"], None, None, noon, "view", "i-late", "c-late", "late-brand", 5.0, None,
+          "ads", "app", late_day)], CLICKSTREAM.schema))
+    ordered = pd.Timestamp(dt.datetime.combine(order_day, dt.time(9)), tz=cfg.time_zone).to_pydatetime()
+    io.append_rows(spark, cfg, ORDERS, spark.createDataFrame(
+        [("o-late", 1, someone["user_id"], ordered, "paid", "i-late", "c-late", 1, 50.0, 0.0, order_day)],
+        ORDERS.schema))
+
+    assert pipeline.ensure_rollups(spark, cfg, [D], refresh=False) == [
+        (order_day, order_day), (late_day, late_day + dt.timedelta(days=1))]
+    pipeline.run_features(spark, cfg, D, rollups_ready=True)
+    features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
+    after = features.where(F.col("user_id") == someone["user_id"]).first()
+    assert after["events_7d"] == someone["events_7d"] + 1
+    assert after["orders_30d"] == someone["orders_30d"] + 1
+    raw = {c.name: _pandas(io.read_table(spark, cfg, c)) for c in (CLICKSTREAM, ORDERS, ITEMS, REVIEWS)}
+    _assert_same(_pandas(features), reference_features(D, cfg.features, raw["clickstream"], raw["orders"],
+                                                       raw["items"], raw["reviews"]))
+
+    monkeypatch.setenv(privacy.PSEUDONYM_KEY_ENV, "equivalence-test-key-0123456789abcdef")
+    report = pipeline.run_forget(spark, cfg, [someone["user_id"]], vacuum=False)
+    assert report.rows_deleted[CLICKSTREAM.name] > 1 and report.rows_deleted[ORDERS.name] >= 1
+    assert pipeline.ensure_rollups(spark, cfg, [D], refresh=False) == [], "the erasure made a rollup look stale"
+    pipeline.run_features(spark, cfg, D, rollups_ready=True)
+    features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
+    assert features.where(F.col("user_id") == someone["user_id"]).isEmpty()
+    raw = {c.name: _pandas(io.read_table(spark, cfg, c)) for c in (CLICKSTREAM, ORDERS, ITEMS, REVIEWS)}
+    _assert_same(_pandas(features), reference_features(D, cfg.features, raw["clickstream"], raw["orders"],
+                                                       raw["items"], raw["reviews"]))

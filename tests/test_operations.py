@@ -88,9 +88,19 @@ def test_a_backwards_range_is_refused(spark, shop):
 def test_replaying_a_date_from_job_runs_reproduces_its_portrait(spark, shop):
     cfg = shop
     run = next(r for r in reversed(_runs(spark, cfg)) if r["status"] == "succeeded" and r["run_date"] == DAYS[0])
-    replayed = pipeline.replay_portrait(spark, cfg, run["run_id"])
     stored = io.read_table(spark, cfg, USER_PORTRAIT, version=run["output_versions"]["user_portrait"])
-    assertDataFrameEqual(replayed, stored.where(F.col("dt") == F.lit(DAYS[0]).cast("date")), rtol=0.0, atol=0.0)
+    cached_before = _persisted_rdds(spark)
+    with pipeline.replay_portrait(spark, cfg, run["run_id"]) as replayed:
+        assertDataFrameEqual(replayed, stored.where(F.col("dt") == F.lit(DAYS[0]).cast("date")),
+                             rtol=0.0, atol=0.0)
+        assert _persisted_rdds(spark) > cached_before  # the scored rows, read for cut points and assembly
+    assert _persisted_rdds(spark) == cached_before, "the replay left its scored rows cached"
+
+
+def _persisted_rdds(spark) -> int:
+    """Cached DataFrames' RDDs; Delta's own cached log states (one per table version read) are not counted."""
+    rdds = spark.sparkContext._jsc.getPersistentRDDs()
+    return sum(1 for key in rdds.keySet() if not str(rdds.get(key).name()).startswith("Delta Table State"))
 
 
 def test_job_runs_records_the_git_commit_from_the_environment(spark, cfg, monkeypatch):

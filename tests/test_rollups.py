@@ -211,3 +211,33 @@ def test_rollup_passes_cut_contiguous_days_into_whole_days_up_to_the_event_limit
         (day[0], day[1]), (day[2], day[2]), (day[3], day[3]), (day[4], day[4]), (day[6], day[7])]
     assert rollup_passes(day[:3], events, 1_000) == [(day[0], day[2])]
     assert rollup_passes([], events, 10) == []
+
+
+def test_input_counts_of_a_day_include_the_day_before_and_only_days_with_rows_of_their_own():
+    from portrait.pipeline import rollup_input_counts
+
+    day = [dt.date(2026, 11, 1) + dt.timedelta(days=k) for k in range(6)]
+    clickstream = {day[0]: 7, day[1]: 5, day[3]: 2, day[5]: 9}  # day[0] is the day before the range
+    orders = {day[2]: 1, day[3]: 4}
+    reviews = {day[4]: 3}
+    assert rollup_input_counts(clickstream, orders, reviews, day[1], day[4]) == {
+        day[1]: (5, 7, 0, 0),
+        day[2]: (0, 5, 1, 0),   # orders only: the clickstream of the day before still counts
+        day[3]: (2, 0, 4, 0),
+        day[4]: (0, 2, 0, 3),   # reviews only
+    }  # day[5] lies after the range; day[0] only serves as the day before day[1]
+
+
+def test_a_rollup_is_stale_when_any_count_differs_or_was_never_recorded():
+    from portrait.pipeline import NO_INPUT, stale_rollup_days
+
+    a, b, c, d, e = (dt.date(2026, 11, 1) + dt.timedelta(days=k) for k in range(5))
+    current = {a: (5, 0, 1, 0), b: (6, 5, 0, 0), c: (2, 6, 0, 1), d: (3, 2, 0, 0)}
+    recorded = {a: (5, 0, 1, 0),          # unchanged
+                b: (6, 4, 0, 0),          # a late event the day before: sessions may start there
+                c: (2, 6, 0, 0),          # a late review
+                e: (4, 3, 0, 0)}          # rolled up when it had rows it no longer has
+    assert stale_rollup_days(current, recorded) == {b, c, d, e}   # d was never rolled up
+    # A day without rows, rolled up as a feature date (recorded as NO_INPUT), stays fresh.
+    assert stale_rollup_days({}, {a: NO_INPUT}) == set()
+    assert stale_rollup_days(current, dict(current)) == set()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
 from pyspark.ml import PipelineModel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from portrait import io
@@ -226,42 +226,16 @@ def run_rollups(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) 
 
 def _rows_per_day(spark: SparkSession, cfg: Config, contract, start: dt.date, end: dt.date) -> dict[dt.date, int]:
     """Rows per ``dt`` of ``[start, end]`` (days without rows are absent; no table: empty)."""
-    if not io.table_exists(spark, io.table_ref(cfg, contract)):
-        return {}
-    rows = (io.read_table(spark, cfg, contract)
-            .where(F.col("dt").between(F.lit(start).cast("date"), F.lit(end).cast("date")))
-            .groupBy("dt").count().collect())  # at most one row per day of the range
-    return {row["dt"]: row["count"] for row in rows}
+    return _rows_per_day_where(spark, cfg, contract,
+                               F.col("dt").between(F.lit(start).cast("date"), F.lit(end).cast("date")))
 
 
-def _rows_per_day_where(spark: SparkSession, cfg: Config, contract, condition) -> dict[dt.date, int]:
-    """Rows per ``dt`` matching ``condition`` (no table: empty)."""
+def _rows_per_day_where(spark: SparkSession, cfg: Config, contract, condition: Column) -> dict[dt.date, int]:
+    """Rows per ``dt`` matching ``condition`` (days without rows are absent; no table: empty)."""
     if not io.table_exists(spark, io.table_ref(cfg, contract)):
         return {}
     rows = io.read_table(spark, cfg, contract).where(condition).groupBy("dt").count().collect()  # one per day
     return {row["dt"]: row["count"] for row in rows}
-
-
-def _record_erased_inputs(spark: SparkSession, cfg: Config, removed: dict[str, dict[dt.date, int]]) -> None:
-    """After an erasure deleted input rows and the same persons' rollup rows: record each affected day's input
-    counts less the deleted rows, so the rollups (already without those persons, and otherwise unchanged)
-    are not taken for stale and recomputed. Days without a record stay without one."""
-    clickstream, orders, reviews = (removed.get(c.name, {}) for c in (CLICKSTREAM, ORDERS, REVIEWS))
-    one_day = dt.timedelta(days=1)
-    days = {*clickstream, *(d + one_day for d in clickstream), *orders, *reviews}
-    if not days:
-        return
-    adjusted = {}
-    for day, (events, previous_events, order_rows, review_rows) in _recorded_rollup_inputs(
-            spark, cfg, min(days), max(days)).items():
-        if day not in days:
-            continue
-        counts = (events - clickstream.get(day, 0), previous_events - clickstream.get(day - one_day, 0),
-                  order_rows - orders.get(day, 0), review_rows - reviews.get(day, 0))
-        # A day left without rows of its own has no rollup rows: NO_INPUT, as rollup_input_counts gives it.
-        adjusted[day] = NO_INPUT if counts[0] == counts[2] == counts[3] == 0 else counts
-    if adjusted:
-        _record_rollup_inputs(spark, cfg, adjusted, dt.datetime.now(dt.timezone.utc))
 
 
 def _contiguous_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -365,6 +339,28 @@ def ensure_rollups(spark: SparkSession, cfg: Config, days: list[dt.date],
             computed = [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
             _record_rollup_inputs(spark, cfg, {d: current.get(d, NO_INPUT) for d in computed}, counted_at)
     return ranges
+
+
+def _record_erased_inputs(spark: SparkSession, cfg: Config, removed: dict[str, dict[dt.date, int]]) -> None:
+    """After an erasure deleted input rows and the same persons' rollup rows: record each affected day's input
+    counts less the deleted rows, so the rollups (already without those persons, and otherwise unchanged)
+    are not taken for stale and recomputed. Days without a record stay without one."""
+    clickstream, orders, reviews = (removed.get(c.name, {}) for c in (CLICKSTREAM, ORDERS, REVIEWS))
+    one_day = dt.timedelta(days=1)
+    days = {*clickstream, *(d + one_day for d in clickstream), *orders, *reviews}
+    if not days:
+        return
+    adjusted = {}
+    for day, (events, previous_events, order_rows, review_rows) in _recorded_rollup_inputs(
+            spark, cfg, min(days), max(days)).items():
+        if day not in days:
+            continue
+        counts = (events - clickstream.get(day, 0), previous_events - clickstream.get(day - one_day, 0),
+                  order_rows - orders.get(day, 0), review_rows - reviews.get(day, 0))
+        # A day left without rows of its own has no rollup rows: NO_INPUT, as rollup_input_counts gives it.
+        adjusted[day] = NO_INPUT if counts[0] == counts[2] == counts[3] == 0 else counts
+    if adjusted:
+        _record_rollup_inputs(spark, cfg, adjusted, dt.datetime.now(dt.timezone.utc))
 
 
 def run_features(spark: SparkSession, cfg: Config, day: dt.date, rollups_ready: bool = False) -> int:

@@ -84,6 +84,13 @@ def _assert_same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
                              + "\n".join(differences[:20]))
 
 
+def _assert_same_as_the_oracle(spark, cfg, features) -> None:
+    """``features`` (user_features rows of D) equal the pandas oracle's on the input tables as they are now."""
+    raw = {c.name: _pandas(io.read_table(spark, cfg, c)) for c in (CLICKSTREAM, ORDERS, ITEMS, REVIEWS)}
+    expected = reference_features(D, cfg.features, raw["clickstream"], raw["orders"], raw["items"], raw["reviews"])
+    _assert_same(_pandas(features), expected)
+
+
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -100,9 +107,7 @@ def test_window_features_from_rollups_equal_features_from_raw_events(spark, shop
     assert rollups.where(F.col("bot_day")).count() >= 1, "the planted bot day must be a bot day"
 
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
-    raw = {c.name: _pandas(io.read_table(spark, cfg, c)) for c in (CLICKSTREAM, ORDERS, ITEMS, REVIEWS)}
-    expected = reference_features(D, cfg.features, raw["clickstream"], raw["orders"], raw["items"], raw["reviews"])
-    _assert_same(_pandas(features), expected)
+    _assert_same_as_the_oracle(spark, cfg, features)
     # The planted cases reach the features they test.
     night_owl = features.where(F.col("user_id") == "night-owl").first()
     assert night_owl["sessions_30d"] == 1 and night_owl["avg_session_minutes_30d"] == 25.0
@@ -163,9 +168,7 @@ def test_late_rows_reach_the_next_run_and_an_erasure_recomputes_nothing(spark, s
     after = features.where(F.col("user_id") == someone["user_id"]).first()
     assert after["events_7d"] == someone["events_7d"] + 1
     assert after["orders_30d"] == someone["orders_30d"] + 1
-    raw = {c.name: _pandas(io.read_table(spark, cfg, c)) for c in (CLICKSTREAM, ORDERS, ITEMS, REVIEWS)}
-    _assert_same(_pandas(features), reference_features(D, cfg.features, raw["clickstream"], raw["orders"],
-                                                       raw["items"], raw["reviews"]))
+    _assert_same_as_the_oracle(spark, cfg, features)
 
     monkeypatch.setenv(privacy.PSEUDONYM_KEY_ENV, "equivalence-test-key-0123456789abcdef")
     report = pipeline.run_forget(spark, cfg, [someone["user_id"]], vacuum=False)
@@ -174,6 +177,4 @@ def test_late_rows_reach_the_next_run_and_an_erasure_recomputes_nothing(spark, s
     pipeline.run_features(spark, cfg, D, rollups_ready=True)
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
     assert features.where(F.col("user_id") == someone["user_id"]).isEmpty()
-    raw = {c.name: _pandas(io.read_table(spark, cfg, c)) for c in (CLICKSTREAM, ORDERS, ITEMS, REVIEWS)}
-    _assert_same(_pandas(features), reference_features(D, cfg.features, raw["clickstream"], raw["orders"],
-                                                       raw["items"], raw["reviews"]))
+    _assert_same_as_the_oracle(spark, cfg, features)

@@ -89,8 +89,8 @@ class IngestReport:
         lines += [f"    {rule:<22} {count:>10,}" for rule, count in sorted(self.quarantined_by_rule.items())]
         lines.append(f"  order lines added {self.order_lines_accepted:>11,}")
         if self.min_dt:
-            lines.append(f"  event dates {self.min_dt} .. {self.max_dt} (re-run features from {self.min_dt} "
-                         "to include late events)")
+            lines.append(f"  event dates {self.min_dt} .. {self.max_dt} (the next features run rolls these days up "
+                         f"again; feature dates from {self.min_dt} already written keep what they saw)")
         if self.ignored_columns:
             lines.append(f"  ignored source columns: {', '.join(self.ignored_columns)}")
         if self.missing_optional_columns:

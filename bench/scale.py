@@ -338,9 +338,10 @@ def engine_pandas(data: Path, run_dir: Path, events: int) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------
 # Orchestration
 # ---------------------------------------------------------------------------------------------------------
-def copy_of_build(built: Path, repeat: int) -> Path:
-    """A fresh copy of the lakehouse and MLflow store a build left (``--daily-repeats``): every daily repeat
-    starts from the same state, and the build runs once. Input tables stay symlinks; the copied MLflow store
+def copy_of_build(built: Path, repeat: int | str) -> Path:
+    """A fresh copy of the lakehouse and MLflow store a build left, named ``<build>-daily<repeat>``
+    (``--daily-repeats``; ``bench/daily_warm.py`` passes ``"warm"``): every daily repeat starts from the same
+    state, and the build runs once. Input tables stay symlinks; the copied MLflow store
     still names the build's artifact folder, which the daily job only reads models from and adds its report to."""
     if not (built / "mlflow.db").exists():
         raise SystemExit(f"{built} holds no finished build: run the 'build' part first (--spark-parts build,daily)")

@@ -4,8 +4,9 @@ The baseline of the feature-stage benchmark: the same definitions as portrait's 
 (``portrait/features/rollups.py`` then ``portrait/features/windows.py``, docs/FEATURES.md), computed by
 DuckDB from the same Parquet files, so the comparison is engine against engine, not definition against
 definition. The SQL keeps portrait's two levels: per person-day aggregates (the rollup), then one
-aggregation per person over the 90 days (the windows). Validated column by column against Spark's
-``user_features`` and against the pandas oracle ``tests/reference_features.py``.
+aggregation per person over the 90 days (the windows). A single-node reference implementation of the same
+definitions, written for the benchmark and not under test: no test compares its output with Spark's
+``user_features`` or with the pandas oracle ``tests/reference_features.py``.
 
 How it runs, on the caller's connection (threads and memory are the caller's settings), leaving nothing
 behind (no temporary table; the token table is unregistered):

@@ -5,9 +5,10 @@ scientist usually starts: read the Delta tables into pandas, compute the same fe
 (docs/FEATURES.md) with vectorised pandas (groupby/agg, sort + diff/shift for sessions, merges), and fit
 the textbook scikit-learn pipeline of ``bench/model_vs_sklearn.py`` (variant ``defaults``).
 
-Not the test oracle: ``tests/reference_features.py`` computes the same columns event by event and is slow
-on purpose. This module gives the same values (checked column by column against Spark's ``user_features``)
-at pandas speed, and works in one process, in memory: everything the 90 days to the feature date hold is
+A single-node reference implementation of the same definitions, written for the benchmark and not under
+test: no test compares its output with Spark's ``user_features``. Nor is it the test oracle:
+``tests/reference_features.py`` computes the same columns event by event and is slow on purpose. This module
+computes them at pandas speed, in one process, in memory: everything the 90 days to the feature date hold is
 loaded at once.
 
 - :func:`read_table`: a Delta table as pandas (``dt`` as ``datetime64``, timestamps as UTC ``datetime64``).

@@ -101,6 +101,93 @@ class IdentityBuild:
         self.log.unpersist()
 
 
+_WHY_EXCLUDED = "listed in identity.excluded_ids or matching identity.excluded_pattern"
+
+
+def _excluded_log(pairs: DataFrame, settings: IdentityConfig) -> DataFrame:
+    """Merge-log rows (without build columns) of the excluded ids among the linking ``pairs``."""
+    return (
+        pairs.where(_excluded("anonymous_id", settings))
+        .groupBy(F.col("anonymous_id").alias("id")).agg(F.count("user_id").cast("int").alias("linked_user_ids"))
+        .withColumn("id_type", F.lit("anonymous"))
+        .unionByName(
+            pairs.where(_excluded("user_id", settings))
+            .groupBy(F.col("user_id").alias("id")).agg(F.lit(1).alias("linked_user_ids"))
+            .withColumn("id_type", F.lit("user"))
+        )
+        .select("id", "id_type", F.lit("excluded").alias("action"), F.lit(None).cast("string").alias("person_id"),
+                "linked_user_ids", F.lit(_WHY_EXCLUDED).alias("reason"))
+    )
+
+
+def _unshared_edges(kept: DataFrame, limit: int) -> tuple[DataFrame, DataFrame]:
+    """The edges that may link (checkpointed), and the merge-log rows of the anonymous ids refused because
+    they were seen with more than ``limit`` user ids."""
+    degree = kept.groupBy("anonymous_id").agg(F.count("user_id").cast("int").alias("linked_user_ids"))
+    shared = degree.where(F.col("linked_user_ids") > limit)
+    refused_devices = shared.select(
+        F.col("anonymous_id").alias("id"), F.lit("anonymous").alias("id_type"),
+        F.lit("refused_over_merge").alias("action"), F.lit(None).cast("string").alias("person_id"),
+        "linked_user_ids",
+        F.concat(F.lit("anonymous id seen with "), F.col("linked_user_ids").cast("string"),
+                 F.lit(f" user ids, more than identity.max_ids_per_person = {limit}; not linked")).alias("reason"),
+    )
+    edges = kept.join(shared.select("anonymous_id"), on="anonymous_id", how="left_anti").localCheckpoint()
+    return edges, refused_devices
+
+
+def _component_nodes(edges: DataFrame, max_iterations: int) -> DataFrame:
+    """Every id of ``edges`` with its person id and the numbers of user and anonymous ids of its component."""
+    persons = connected_components(edges, max_iterations)
+    members = edges.join(persons, on="user_id", how="inner")
+    sizes = members.groupBy("person_id").agg(
+        F.count_distinct("user_id").cast("int").alias("component_user_ids"),
+        F.count_distinct("anonymous_id").cast("int").alias("component_anonymous_ids"),
+    )
+    return (
+        members.select(F.col("user_id").alias("id"), F.lit("user").alias("id_type"), "person_id")
+        .unionByName(members.select(F.col("anonymous_id").alias("id"), F.lit("anonymous").alias("id_type"),
+                                    "person_id"))
+        .distinct()
+        .join(sizes, on="person_id", how="inner")
+    )
+
+
+def _refused_components_log(too_big: DataFrame, limit: int) -> DataFrame:
+    """Merge-log rows of the ids of components holding more than ``limit`` user ids (not merged)."""
+    return too_big.select(
+        "id", "id_type", F.lit("refused_over_merge").alias("action"), F.lit(None).cast("string").alias("person_id"),
+        F.col("component_user_ids").alias("linked_user_ids"),
+        F.concat(F.lit("component links "), F.col("component_user_ids").cast("string"),
+                 F.lit(f" user ids through several devices, more than identity.max_ids_per_person = {limit}; "
+                       "not merged")).alias("reason"),
+    )
+
+
+def _merged_log(graph: DataFrame) -> DataFrame:
+    """Merge-log rows of the user ids that joined another user's person."""
+    return graph.where((F.col("id_type") == "user") & (F.col("id") != F.col("person_id"))).select(
+        "id", "id_type", F.lit("merged").alias("action"), "person_id",
+        F.col("component_user_ids").alias("linked_user_ids"),
+        F.concat(F.lit("shares devices with "), (F.col("component_user_ids") - 1).cast("string"),
+                 F.lit(" other user id(s); person id is the smallest user id")).alias("reason"),
+    )
+
+
+def _summary(build_id: str, graph: DataFrame, log: DataFrame) -> IdentityBuild:
+    counts = graph.groupBy().agg(
+        F.count_distinct("person_id").alias("persons"),
+        F.count(F.when(F.col("id_type") == "anonymous", True)).alias("anonymous"),
+    ).first()
+    actions = {r["action"]: r["count"] for r in log.groupBy("action").count().collect()}
+    return IdentityBuild(
+        build_id=build_id, graph=graph, log=log, persons=counts["persons"],
+        stitched_anonymous_ids=counts["anonymous"], merged_user_ids=actions.get("merged", 0),
+        refused_ids=actions.get("refused_over_merge", 0), excluded_ids=actions.get("excluded", 0),
+        log_rows=sum(actions.values()),
+    )
+
+
 def build_identity(clickstream: DataFrame, settings: IdentityConfig, build_id: str,
                    at: dt.datetime) -> IdentityBuild:
     """Build the identity graph (``identity_graph`` rows) and merge log from clickstream rows.
@@ -114,77 +201,22 @@ def build_identity(clickstream: DataFrame, settings: IdentityConfig, build_id: s
         .select("anonymous_id", "user_id").distinct()
         .localCheckpoint()
     )
-    why_excluded = "listed in identity.excluded_ids or matching identity.excluded_pattern"
-    excluded = (
-        pairs.where(_excluded("anonymous_id", settings))
-        .groupBy(F.col("anonymous_id").alias("id")).agg(F.count("user_id").cast("int").alias("linked_user_ids"))
-        .withColumn("id_type", F.lit("anonymous"))
-        .unionByName(
-            pairs.where(_excluded("user_id", settings))
-            .groupBy(F.col("user_id").alias("id")).agg(F.lit(1).alias("linked_user_ids"))
-            .withColumn("id_type", F.lit("user"))
-        )
-        .select("id", "id_type", F.lit("excluded").alias("action"), F.lit(None).cast("string").alias("person_id"),
-                "linked_user_ids", F.lit(why_excluded).alias("reason"))
-    )
+    excluded = _excluded_log(pairs, settings)
     kept = pairs.where(~_excluded("anonymous_id", settings) & ~_excluded("user_id", settings))
-    degree = kept.groupBy("anonymous_id").agg(F.count("user_id").cast("int").alias("linked_user_ids"))
-    shared = degree.where(F.col("linked_user_ids") > limit)
-    refused_devices = shared.select(
-        F.col("anonymous_id").alias("id"), F.lit("anonymous").alias("id_type"),
-        F.lit("refused_over_merge").alias("action"), F.lit(None).cast("string").alias("person_id"),
-        "linked_user_ids",
-        F.concat(F.lit("anonymous id seen with "), F.col("linked_user_ids").cast("string"),
-                 F.lit(f" user ids, more than identity.max_ids_per_person = {limit}; not linked")).alias("reason"),
-    )
-    edges = kept.join(shared.select("anonymous_id"), on="anonymous_id", how="left_anti").localCheckpoint()
-
-    persons = connected_components(edges, settings.max_iterations)
-    members = edges.join(persons, on="user_id", how="inner")
-    sizes = members.groupBy("person_id").agg(
-        F.count_distinct("user_id").cast("int").alias("component_user_ids"),
-        F.count_distinct("anonymous_id").cast("int").alias("component_anonymous_ids"),
-    )
-    nodes = (
-        members.select(F.col("user_id").alias("id"), F.lit("user").alias("id_type"), "person_id")
-        .unionByName(members.select(F.col("anonymous_id").alias("id"), F.lit("anonymous").alias("id_type"),
-                                    "person_id"))
-        .distinct()
-        .join(sizes, on="person_id", how="inner")
-    )
+    edges, refused_devices = _unshared_edges(kept, limit)
+    nodes = _component_nodes(edges, settings.max_iterations)
     too_big = F.col("component_user_ids") > limit
     graph = nodes.where(~too_big).select(
         "id", "id_type", "person_id", "component_user_ids", "component_anonymous_ids"
     ).persist(StorageLevel.MEMORY_AND_DISK)
-    refused_components = nodes.where(too_big).select(
-        "id", "id_type", F.lit("refused_over_merge").alias("action"), F.lit(None).cast("string").alias("person_id"),
-        F.col("component_user_ids").alias("linked_user_ids"),
-        F.concat(F.lit("component links "), F.col("component_user_ids").cast("string"),
-                 F.lit(f" user ids through several devices, more than identity.max_ids_per_person = {limit}; "
-                       "not merged")).alias("reason"),
-    )
-    merged = graph.where((F.col("id_type") == "user") & (F.col("id") != F.col("person_id"))).select(
-        "id", "id_type", F.lit("merged").alias("action"), "person_id",
-        F.col("component_user_ids").alias("linked_user_ids"),
-        F.concat(F.lit("shares devices with "), (F.col("component_user_ids") - 1).cast("string"),
-                 F.lit(" other user id(s); person id is the smallest user id")).alias("reason"),
-    )
     log = (
-        excluded.unionByName(refused_devices).unionByName(refused_components).unionByName(merged)
+        excluded.unionByName(refused_devices)
+        .unionByName(_refused_components_log(nodes.where(too_big), limit))
+        .unionByName(_merged_log(graph))
         .select(F.lit(build_id).alias("build_id"), F.lit(at).cast("timestamp").alias("built_at"), "*")
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    counts = graph.groupBy().agg(
-        F.count_distinct("person_id").alias("persons"),
-        F.count(F.when(F.col("id_type") == "anonymous", True)).alias("anonymous"),
-    ).first()
-    actions = {r["action"]: r["count"] for r in log.groupBy("action").count().collect()}
-    return IdentityBuild(
-        build_id=build_id, graph=graph, log=log, persons=counts["persons"],
-        stitched_anonymous_ids=counts["anonymous"], merged_user_ids=actions.get("merged", 0),
-        refused_ids=actions.get("refused_over_merge", 0), excluded_ids=actions.get("excluded", 0),
-        log_rows=sum(actions.values()),
-    )
+    return _summary(build_id, graph, log)
 
 
 def stitch_person_id(identity_graph: DataFrame) -> Transformation:

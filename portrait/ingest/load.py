@@ -149,6 +149,57 @@ def _staged_rows(spark: SparkSession, layout: formats.SourceLayout, path: str,
     return staged, layout
 
 
+def _flagged_rows(staged: DataFrame, layout: formats.SourceLayout, cfg: Config, now: dt.datetime) -> DataFrame:
+    """Parsed rows with ``quarantine_rule`` and ``quarantine_detail`` set on the bad ones (persisted)."""
+    earliest = dt.datetime.combine(cfg.ingest.min_event_date, dt.time(), tzinfo=UTC)
+    latest = now + dt.timedelta(hours=cfg.ingest.max_future_hours)
+    checks = validate.rules(layout, earliest, latest)
+    return (
+        staged.transform(formats.parse(layout))
+        .transform(validate.count_order_users() if layout.source_of("order_id") else lambda f: f.withColumn(
+            "order_users", F.lit(None).cast("bigint")))
+        .transform(validate.flag_invalid(checks))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+
+
+def _count_rules(flagged: DataFrame, report: IngestReport, cfg: Config, path: str) -> None:
+    """Fill the report's row counts per rule; raise when there is nothing to ingest or too much is bad."""
+    by_rule = {r["quarantine_rule"]: r["count"] for r in flagged.groupBy("quarantine_rule").count().collect()}
+    report.rows_read = sum(by_rule.values())
+    report.rows_quarantined = report.rows_read - by_rule.pop(None, 0)
+    report.quarantined_by_rule = dict(sorted(by_rule.items()))
+    if report.rows_read == 0:
+        raise IngestError(f"no data rows in {path} ({report.files} file(s)); nothing to ingest")
+    limit = cfg.ingest.max_quarantine_share
+    if report.quarantined_share > limit:
+        raise QuarantineThresholdError(
+            f"{report.rows_quarantined:,} of {report.rows_read:,} rows ({report.quarantined_share:.1%}) broke "
+            f"validation rules, above ingest.max_quarantine_share = {limit:.1%}; nothing was written. "
+            f"Rules broken: {report.quarantined_by_rule}. Fix the source or raise the threshold.", report)
+
+
+def _commit(spark: SparkSession, cfg: Config, report: IngestReport, flagged: DataFrame, events: DataFrame,
+            now: dt.datetime, started: float) -> None:
+    """Insert the new clickstream rows, order lines and quarantined rows, then the run's ingest_runs row."""
+    dates = sorted(r["dt"] for r in events.select("dt").distinct().collect())  # bounded by the date range
+    valid_rows = report.rows_read - report.rows_quarantined
+
+    report.rows_accepted = io.merge_new_rows(spark, cfg, CLICKSTREAM, events, dates)
+    report.rows_duplicate = valid_rows - report.rows_accepted
+    log.info("clickstream: %d new events, %d duplicate", report.rows_accepted, report.rows_duplicate)
+    orders = events.transform(formats.orders_from_purchases())
+    report.order_lines_accepted = io.merge_new_rows(spark, cfg, ORDERS, orders, dates)
+    if report.rows_quarantined:
+        quarantined = flagged.transform(validate.quarantine_rows(report.format, report.run_id, now))
+        io.merge_new_rows(spark, cfg, QUARANTINE, quarantined)
+    if dates:
+        report.min_dt, report.max_dt = dates[0], dates[-1]
+    report.finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
+    io.append_rows(spark, cfg, INGEST_RUNS, spark.createDataFrame([report.as_row()], INGEST_RUNS.schema))
+    report.committed = True
+
+
 def ingest_files(spark: SparkSession, cfg: Config, fmt: str, path: str, now: dt.datetime | None = None,
                  run_id: str | None = None) -> IngestReport:
     """Load the file(s) at ``path`` in format ``fmt`` into clickstream and orders; see the module docstring.
@@ -175,51 +226,15 @@ def ingest_files(spark: SparkSession, cfg: Config, fmt: str, path: str, now: dt.
                           path=str(path), started_at=now)
     started = time.monotonic()
     staged, layout = _staged_rows(spark, layout, str(path), report)
-
-    earliest = dt.datetime.combine(cfg.ingest.min_event_date, dt.time(), tzinfo=UTC)
-    latest = now + dt.timedelta(hours=cfg.ingest.max_future_hours)
-    checks = validate.rules(layout, earliest, latest)
-    flagged = (
-        staged.transform(formats.parse(layout))
-        .transform(validate.count_order_users() if layout.source_of("order_id") else lambda f: f.withColumn(
-            "order_users", F.lit(None).cast("bigint")))
-        .transform(validate.flag_invalid(checks))
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+    flagged = _flagged_rows(staged, layout, cfg, now)
     events = (
         flagged.where(F.col("quarantine_rule").isNull())
         .transform(formats.clickstream_rows(layout))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
-        by_rule = {r["quarantine_rule"]: r["count"] for r in flagged.groupBy("quarantine_rule").count().collect()}
-        report.rows_read = sum(by_rule.values())
-        report.rows_quarantined = report.rows_read - by_rule.pop(None, 0)
-        report.quarantined_by_rule = dict(sorted(by_rule.items()))
-        if report.rows_read == 0:
-            raise IngestError(f"no data rows in {path} ({report.files} file(s)); nothing to ingest")
-        limit = cfg.ingest.max_quarantine_share
-        if report.quarantined_share > limit:
-            raise QuarantineThresholdError(
-                f"{report.rows_quarantined:,} of {report.rows_read:,} rows ({report.quarantined_share:.1%}) broke "
-                f"validation rules, above ingest.max_quarantine_share = {limit:.1%}; nothing was written. "
-                f"Rules broken: {report.quarantined_by_rule}. Fix the source or raise the threshold.", report)
-        dates = sorted(r["dt"] for r in events.select("dt").distinct().collect())  # bounded by the date range
-        valid_rows = report.rows_read - report.rows_quarantined
-
-        report.rows_accepted = io.merge_new_rows(spark, cfg, CLICKSTREAM, events, dates)
-        report.rows_duplicate = valid_rows - report.rows_accepted
-        log.info("clickstream: %d new events, %d duplicate", report.rows_accepted, report.rows_duplicate)
-        orders = events.transform(formats.orders_from_purchases())
-        report.order_lines_accepted = io.merge_new_rows(spark, cfg, ORDERS, orders, dates)
-        if report.rows_quarantined:
-            quarantined = flagged.transform(validate.quarantine_rows(fmt, report.run_id, now))
-            io.merge_new_rows(spark, cfg, QUARANTINE, quarantined)
-        if dates:
-            report.min_dt, report.max_dt = dates[0], dates[-1]
-        report.finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
-        io.append_rows(spark, cfg, INGEST_RUNS, spark.createDataFrame([report.as_row()], INGEST_RUNS.schema))
-        report.committed = True
+        _count_rules(flagged, report, cfg, path)
+        _commit(spark, cfg, report, flagged, events, now, started)
     finally:
         events.unpersist()
         flagged.unpersist()

@@ -50,11 +50,14 @@ class Rule:
     detail: Column
 
 
+Check = tuple[Column, Column]  # (true when the row breaks it, what was wrong)
+
+
 def _quoted(column: str) -> Column:
     return F.concat(F.lit("'"), F.col(column), F.lit("'"))
 
 
-def _first_of(checks: list[tuple[Column, Column]]) -> tuple[Column, Column]:
+def _first_of(checks: list[Check]) -> tuple[Column, Column]:
     broken = F.lit(False)
     for condition, _ in checks:
         broken = broken | F.coalesce(condition, F.lit(False))
@@ -62,94 +65,110 @@ def _first_of(checks: list[tuple[Column, Column]]) -> tuple[Column, Column]:
     return broken, detail
 
 
-def rules(layout: SourceLayout, earliest: dt.datetime, latest: dt.datetime) -> list[Rule]:
-    """The rules for ``layout``'s rows, with event times allowed in [``earliest``, ``latest``] (aware, UTC)."""
-    if earliest.tzinfo is None or latest.tzinfo is None:
-        raise ValueError("earliest and latest must be timezone-aware datetimes (UTC)")
+def _empty(target: str) -> Column:
+    return F.col(f"src_{target}").isNull()
+
+
+def _message(layout: SourceLayout, target: str, text: str) -> Column:
+    return F.lit(f"column '{layout.source_of(target)}' {text}")
+
+
+def _bad_value(layout: SourceLayout, target: str, column: str, text: str) -> Column:
+    """"column '<source column>' value '<value of column>'" followed by ``text``."""
+    return F.concat(_message(layout, target, "value "), _quoted(column), F.lit(text))
+
+
+def _missing_checks(layout: SourceLayout) -> list[Check]:
     src = layout.source_of
-    is_buy = F.col("event_type") == "buy"
     is_search = F.col("event_type") == "search"
-
-    def empty(target: str) -> Column:
-        return F.col(f"src_{target}").isNull()
-
-    def message(target: str, text: str) -> Column:
-        return F.lit(f"column '{src(target)}' {text}")
-
-    missing = [(empty(t), message(t, "is empty")) for t in ("event_time", "event_type") if src(t)]
+    missing = [(_empty(t), _message(layout, t, "is empty")) for t in ("event_time", "event_type") if src(t)]
     if src("user_id") and src("anonymous_id"):
-        missing.append((empty("user_id") & empty("anonymous_id"),
+        missing.append((_empty("user_id") & _empty("anonymous_id"),
                         F.lit(f"columns '{src('user_id')}' and '{src('anonymous_id')}' are both empty")))
     elif src("user_id"):
-        missing.append((empty("user_id"), message("user_id", "is empty")))
+        missing.append((_empty("user_id"), _message(layout, "user_id", "is empty")))
     else:
-        missing.append((empty("anonymous_id"), message("anonymous_id", "is empty")))
+        missing.append((_empty("anonymous_id"), _message(layout, "anonymous_id", "is empty")))
     if src("item_id"):
-        missing.append((empty("item_id") & ~F.coalesce(is_search, F.lit(False)),
-                        message("item_id", "is empty (required except for searches)")))
+        missing.append((_empty("item_id") & ~F.coalesce(is_search, F.lit(False)),
+                        _message(layout, "item_id", "is empty (required except for searches)")))
     else:
         missing.append((~F.coalesce(is_search, F.lit(False)), F.lit("no item column mapped: only searches load")))
     if src("user_id") and src("anonymous_id"):
-        missing.append((is_buy & empty("user_id"), message("user_id", "is empty on a purchase")))
+        missing.append(((F.col("event_type") == "buy") & _empty("user_id"),
+                        _message(layout, "user_id", "is empty on a purchase")))
+    return missing
 
+
+def _number_checks(layout: SourceLayout) -> list[Check]:
     numbers = []
     if layout.numeric_time:
-        numbers.append((~empty("event_time") & F.col("time_number").isNull(),
-                        F.concat(message("event_time", "value "), _quoted("src_event_time"),
-                                 F.lit(f" is not a whole number of {layout.time_format}"))))
-    if src("price"):
+        numbers.append((~_empty("event_time") & F.col("time_number").isNull(),
+                        _bad_value(layout, "event_time", "src_event_time",
+                                   f" is not a whole number of {layout.time_format}")))
+    if layout.source_of("price"):
         bad_price = F.col("price").isNull() | F.isnan("price") | (F.abs("price") == float("inf"))
-        numbers.append((~empty("price") & bad_price,
-                        F.concat(message("price", "value "), _quoted("src_price"), F.lit(" is not a number"))))
-    if src("quantity"):
-        numbers.append((~empty("quantity") & F.col("quantity").isNull(),
-                        F.concat(message("quantity", "value "), _quoted("src_quantity"),
-                                 F.lit(" is not a whole number"))))
+        numbers.append((~_empty("price") & bad_price, _bad_value(layout, "price", "src_price", " is not a number")))
+    if layout.source_of("quantity"):
+        numbers.append((~_empty("quantity") & F.col("quantity").isNull(),
+                        _bad_value(layout, "quantity", "src_quantity", " is not a whole number")))
+    return numbers
 
-    time_text = []
-    if not layout.numeric_time:
-        time_text.append((~empty("event_time") & F.col("event_time").isNull(),
-                          F.concat(message("event_time", "value "), _quoted("src_event_time"),
-                                   F.lit(f" does not match the pattern '{layout.time_format}'"))))
 
-    known = ", ".join(layout.event_types)
-    unknown_type = (F.col("event_type").isNull(),
-                    F.concat(message("event_type", "value "), _quoted("src_event_type"),
-                             F.lit(f" is not one of {known}")))
+def _time_text_checks(layout: SourceLayout) -> list[Check]:
+    if layout.numeric_time:
+        return []
+    return [(~_empty("event_time") & F.col("event_time").isNull(),
+             _bad_value(layout, "event_time", "src_event_time",
+                        f" does not match the pattern '{layout.time_format}'"))]
 
+
+def _range_checks(layout: SourceLayout, earliest: dt.datetime, latest: dt.datetime) -> list[Check]:
     window = f"[{earliest.isoformat()}, {latest.isoformat()}]"
-    out_of_range = [
+    return [
         (F.col("event_time").isNull(),
-         F.concat(message("event_time", "value "), _quoted("src_event_time"), F.lit(" is not a plausible time"))),
+         _bad_value(layout, "event_time", "src_event_time", " is not a plausible time")),
         ((F.col("event_time") < F.lit(earliest)) | (F.col("event_time") > F.lit(latest)),
          F.concat(F.lit("event time "), F.date_format("event_time", "yyyy-MM-dd HH:mm:ssXXX"),
                   F.lit(f" is outside the plausible range {window} (ingest.min_event_date, max_future_hours)"))),
     ]
 
-    order = []
-    if src("order_id"):
-        order = [
-            (F.col("order_id").isNotNull() & ~is_buy,
-             F.concat(message("order_id", "value "), _quoted("order_id"), F.lit(" on a non-purchase event"))),
-            (is_buy & F.col("order_id").isNull(), message("order_id", "is empty on a purchase")),
-            (F.col("order_users") > 1,
-             F.concat(message("order_id", "value "), _quoted("order_id"), F.lit(" belongs to "),
-                      F.col("order_users").cast("string"), F.lit(" different users"))),
-        ]
 
+def _order_checks(layout: SourceLayout) -> list[Check]:
+    if not layout.source_of("order_id"):
+        return []
+    is_buy = F.col("event_type") == "buy"
+    return [
+        (F.col("order_id").isNotNull() & ~is_buy,
+         _bad_value(layout, "order_id", "order_id", " on a non-purchase event")),
+        (is_buy & F.col("order_id").isNull(), _message(layout, "order_id", "is empty on a purchase")),
+        (F.col("order_users") > 1,
+         F.concat(_message(layout, "order_id", "value "), _quoted("order_id"), F.lit(" belongs to "),
+                  F.col("order_users").cast("string"), F.lit(" different users"))),
+    ]
+
+
+def rules(layout: SourceLayout, earliest: dt.datetime, latest: dt.datetime) -> list[Rule]:
+    """The rules for ``layout``'s rows, with event times allowed in [``earliest``, ``latest``] (aware, UTC)."""
+    if earliest.tzinfo is None or latest.tzinfo is None:
+        raise ValueError("earliest and latest must be timezone-aware datetimes (UTC)")
+    src = layout.source_of
+    known = ", ".join(layout.event_types)
+    unknown_type = (F.col("event_type").isNull(),
+                    _bad_value(layout, "event_type", "src_event_type", f" is not one of {known}"))
+    negative_price = (F.col("price") < 0, _bad_value(layout, "price", "src_price", " is negative"))
+    quantity_below_one = (F.col("quantity") < 1, _bad_value(layout, "quantity", "src_quantity", " is below 1"))
     built = []
     for name, checks in (
         ("malformed_row", [(F.col("malformed").isNotNull(), F.col("malformed"))]),
-        ("missing_required", missing),
-        ("unparseable_number", numbers),
-        ("unparseable_time", time_text),
+        ("missing_required", _missing_checks(layout)),
+        ("unparseable_number", _number_checks(layout)),
+        ("unparseable_time", _time_text_checks(layout)),
         ("unknown_event_type", [unknown_type]),
-        ("time_out_of_range", out_of_range),
-        ("negative_price", [(F.col("price") < 0, F.concat(message("price", "value "), _quoted("src_price"),
-                                                          F.lit(" is negative")))] if src("price") else []),
-        ("quantity_not_positive", [(F.col("quantity") < 1, F.concat(
-            message("quantity", "value "), _quoted("src_quantity"), F.lit(" is below 1")))] if src("quantity") else []),
-        ("inconsistent_order", order),
+        ("time_out_of_range", _range_checks(layout, earliest, latest)),
+        ("negative_price", [negative_price] if src("price") else []),
+        ("quantity_not_positive", [quantity_below_one] if src("quantity") else []),
+        ("inconsistent_order", _order_checks(layout)),
     ):
         if checks:
             broken, detail = _first_of(checks)

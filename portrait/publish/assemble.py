@@ -130,6 +130,83 @@ def with_user_attributes(users: DataFrame | None) -> Transformation:
     return transform
 
 
+def _optional(columns: Sequence[str], column: str, data_type: str) -> Column:
+    return F.col(column) if column in columns else F.lit(None).cast(data_type)
+
+
+def _reasons(columns: Sequence[str], column: str) -> Column:
+    # Reason codes come from the models' explanations when the scored rows carry them.
+    return (F.coalesce(F.col(column), F.array().cast("array<string>"))
+            if column in columns else F.array().cast("array<string>"))
+
+
+def _with_scores(cuts: CutPoints, churn: Column) -> Transformation:
+    """RFM scores and segment, propensity and churn deciles against the population's cut points."""
+    has_ordered = F.col("days_since_last_order").isNotNull()
+    # A smaller recency is better, so R counts the edges the recency is *not* above.
+    recency_rank = F.lit(len(cuts.recency) + 2) - rank_against("days_since_last_order", cuts.recency)
+
+    def transform(scored: DataFrame) -> DataFrame:
+        return (
+            scored.withColumn("recency_score", F.when(has_ordered, recency_rank).otherwise(1).cast("int"))
+            .withColumn("frequency_score",
+                        F.when(has_ordered, rank_against("orders_90d", cuts.frequency)).otherwise(1))
+            .withColumn("monetary_score",
+                        F.when(has_ordered, rank_against("spend_90d", cuts.monetary)).otherwise(1))
+            .withColumn("rfm_segment", F.when(has_ordered, _rfm_segment()).otherwise(NO_PURCHASE_SEGMENT))
+            .withColumn("propensity_decile", rank_against(SCORE, cuts.propensity))
+            .withColumn(CHURN_SCORE, churn)
+            .withColumn("churn_decile", F.when(churn.isNotNull(), rank_against(CHURN_SCORE, list(cuts.churn))))
+        )
+
+    return transform
+
+
+def _with_person(columns: Sequence[str], pseudonym_key: bytes, labels: dict[str, tuple[str, str]],
+                 high_refund_rate: float) -> Transformation:
+    """Person key, base attributes, segment labels, value tier, top category and the refund risk flag;
+    ``columns`` are those of the scored rows (attributes they lack are null)."""
+
+    def transform(rows: DataFrame) -> DataFrame:
+        return (
+            rows.withColumn(PERSON_KEY_COLUMN, person_key(F.col("user_id"), pseudonym_key))
+            .withColumn("gender", _optional(columns, "gender", "string"))
+            .withColumn("age_band", _optional(columns, "age_band", "string"))
+            .withColumn("city_tier", _optional(columns, "city_tier", "string"))
+            .withColumn("tenure_days", F.datediff(F.col("dt"), _optional(columns, "signup_date", "date")))
+            .withColumn("rfm_segment_zh", _label(F.col("rfm_segment"), labels, 0))
+            .withColumn("rfm_segment_en", _label(F.col("rfm_segment"), labels, 1))
+            .withColumn("value_tier", _value_tier())
+            .withColumn("top_category", F.col("top_category_30d"))
+            .withColumn("high_refund_rate", F.coalesce(F.col("refund_rate_90d") >= F.lit(high_refund_rate),
+                                                       F.lit(False)))
+        )
+
+    return transform
+
+
+def _with_lineage(columns: Sequence[str], day: dt.date, lineage: PortraitLineage, churn: Column) -> Transformation:
+    """Models and input versions behind the row, the feature and portrait dates, and the reason codes."""
+    versions = F.array(*[F.struct(F.lit(table).alias("table"), F.lit(version).cast("long").alias("version"))
+                         for table, version in sorted(lineage.input_versions)])
+
+    def transform(rows: DataFrame) -> DataFrame:
+        return (
+            rows.withColumn("model_name", F.lit(lineage.model_name))
+            .withColumn("model_version", F.lit(lineage.model_version).cast("string"))
+            .withColumn("model_run_id", F.lit(lineage.model_run_id))
+            .withColumn("churn_model_run_id",
+                        F.when(churn.isNotNull(), F.lit(lineage.churn_model_run_id)).cast("string"))
+            .withColumn("input_versions", versions)
+            .withColumn("feature_dt", F.col("dt"))
+            .withColumn("dt", F.lit(day).cast("date"))
+            .withColumn(REASON_CODES, _reasons(columns, REASON_CODES))
+            .withColumn(CHURN_REASON_CODES, _reasons(columns, CHURN_REASON_CODES))
+        )
+
+    return transform
+
+
 def assemble_portrait(day: dt.date, cuts: CutPoints, lineage: PortraitLineage, pseudonym_key: bytes,
                       tags: Sequence[TagDefinition] = (), high_refund_rate: float = 0.5) -> Transformation:
     """Scored ``user_features`` rows of ``day`` → ``user_portrait`` rows (the contract's columns).
@@ -142,54 +219,13 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, lineage: PortraitLineage, p
     """
     labels = segment_labels(tags)
 
-    def optional(scored: DataFrame, column: str, data_type: str) -> Column:
-        return F.col(column) if column in scored.columns else F.lit(None).cast(data_type)
-
     def transform(scored: DataFrame) -> DataFrame:
-        # Reason codes come from the models' explanations when the scored rows carry them.
-        def reasons(column: str) -> Column:
-            return (F.coalesce(F.col(column), F.array().cast("array<string>"))
-                    if column in scored.columns else F.array().cast("array<string>"))
-
-        churn = optional(scored, CHURN_SCORE, "double")
-        has_ordered = F.col("days_since_last_order").isNotNull()
-        # A smaller recency is better, so R counts the edges the recency is *not* above.
-        recency_rank = F.lit(len(cuts.recency) + 2) - rank_against("days_since_last_order", cuts.recency)
-        versions = F.array(*[F.struct(F.lit(table).alias("table"), F.lit(version).cast("long").alias("version"))
-                             for table, version in sorted(lineage.input_versions)])
-        with_scores = (
-            scored.withColumn("recency_score", F.when(has_ordered, recency_rank).otherwise(1).cast("int"))
-            .withColumn("frequency_score",
-                        F.when(has_ordered, rank_against("orders_90d", cuts.frequency)).otherwise(1))
-            .withColumn("monetary_score",
-                        F.when(has_ordered, rank_against("spend_90d", cuts.monetary)).otherwise(1))
-            .withColumn("rfm_segment", F.when(has_ordered, _rfm_segment()).otherwise(NO_PURCHASE_SEGMENT))
-            .withColumn("propensity_decile", rank_against(SCORE, cuts.propensity))
-            .withColumn(CHURN_SCORE, churn)
-            .withColumn("churn_decile", F.when(churn.isNotNull(), rank_against(CHURN_SCORE, list(cuts.churn))))
-        )
+        columns = scored.columns
+        churn = _optional(columns, CHURN_SCORE, "double")
         return (
-            with_scores.withColumn(PERSON_KEY_COLUMN, person_key(F.col("user_id"), pseudonym_key))
-            .withColumn("gender", optional(scored, "gender", "string"))
-            .withColumn("age_band", optional(scored, "age_band", "string"))
-            .withColumn("city_tier", optional(scored, "city_tier", "string"))
-            .withColumn("tenure_days", F.datediff(F.col("dt"), optional(scored, "signup_date", "date")))
-            .withColumn("rfm_segment_zh", _label(F.col("rfm_segment"), labels, 0))
-            .withColumn("rfm_segment_en", _label(F.col("rfm_segment"), labels, 1))
-            .withColumn("value_tier", _value_tier())
-            .withColumn("top_category", F.col("top_category_30d"))
-            .withColumn("high_refund_rate", F.coalesce(F.col("refund_rate_90d") >= F.lit(high_refund_rate),
-                                                       F.lit(False)))
-            .withColumn("model_name", F.lit(lineage.model_name))
-            .withColumn("model_version", F.lit(lineage.model_version).cast("string"))
-            .withColumn("model_run_id", F.lit(lineage.model_run_id))
-            .withColumn("churn_model_run_id",
-                        F.when(churn.isNotNull(), F.lit(lineage.churn_model_run_id)).cast("string"))
-            .withColumn("input_versions", versions)
-            .withColumn("feature_dt", F.col("dt"))
-            .withColumn("dt", F.lit(day).cast("date"))
-            .withColumn(REASON_CODES, reasons(REASON_CODES))
-            .withColumn(CHURN_REASON_CODES, reasons(CHURN_REASON_CODES))
+            scored.transform(_with_scores(cuts, churn))
+            .transform(_with_person(columns, pseudonym_key, labels, high_refund_rate))
+            .transform(_with_lineage(columns, day, lineage, churn))
             .transform(apply_tags(tags))  # live tags of the registry, over feature and portrait columns
             .select(*[F.col(f.name).cast(f.dataType) for f in USER_PORTRAIT.schema.fields])
         )

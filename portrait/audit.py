@@ -15,11 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from portrait import io
-from portrait.config import Config
+from portrait.lakehouse import Lakehouse
 from portrait.schemas import JOB_RUNS
 
 SUCCEEDED = "succeeded"
@@ -69,14 +67,13 @@ def current_git_commit() -> str | None:
 
 
 @contextmanager
-def recorded(spark: SparkSession, cfg: Config, job: str, run_date: dt.date,
-             git_commit: str | None = None) -> Iterator[JobRun]:
+def recorded(lake: Lakehouse, job: str, run_date: dt.date, git_commit: str | None = None) -> Iterator[JobRun]:
     """Run a job inside this context to record it in ``job_runs``, whether it succeeds or fails.
 
     The job's exception is re-raised after recording; a failure to record is logged, never hiding it.
     """
-    run = JobRun(job=job, run_date=run_date, environment=cfg.environment,
-                 config_fingerprint=cfg.fingerprint(), git_commit=git_commit or current_git_commit())
+    run = JobRun(job=job, run_date=run_date, environment=lake.cfg.environment,
+                 config_fingerprint=lake.cfg.fingerprint(), git_commit=git_commit or current_git_commit())
     try:
         yield run
         run.status = SUCCEEDED
@@ -87,17 +84,17 @@ def recorded(spark: SparkSession, cfg: Config, job: str, run_date: dt.date,
     finally:
         run.ended_at = dt.datetime.now(dt.timezone.utc)
         try:
-            io.append_rows(spark, cfg, JOB_RUNS, spark.createDataFrame([run.as_row()], JOB_RUNS.schema))
+            lake.append(JOB_RUNS, lake.rows(JOB_RUNS, [run.as_row()]))
         except Exception:
             log.exception("could not record job run %s of %s for %s", run.run_id, job, run_date)
 
 
-def succeeded_dates(spark: SparkSession, cfg: Config, job: str, start: dt.date, end: dt.date) -> set[dt.date]:
+def succeeded_dates(lake: Lakehouse, job: str, start: dt.date, end: dt.date) -> set[dt.date]:
     """Dates in [start, end] for which ``job`` has a successful run (at most end - start + 1 dates)."""
-    if not io.table_exists(spark, io.table_ref(cfg, JOB_RUNS)):
+    if not lake.exists(JOB_RUNS):
         return set()
     rows = (
-        io.read_table(spark, cfg, JOB_RUNS)
+        lake.read(JOB_RUNS)
         .where((F.col("job") == job) & (F.col("status") == SUCCEEDED)
                & F.col("run_date").between(F.lit(start).cast("date"), F.lit(end).cast("date")))
         .select("run_date").distinct().collect()

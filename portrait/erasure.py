@@ -1,6 +1,6 @@
 """Erasure ("right to be forgotten"): which rows of which table belong to a person, as Spark conditions.
 
-Pure parts only; :func:`portrait.pipeline.run_forget` reads, deletes (``io.delete_rows``), vacuums and
+Pure parts only; :func:`portrait.stages.forget.run` reads, deletes, vacuums and
 audits. A table is covered by its contract alone (:mod:`portrait.schemas`):
 
 * ``TableContract.id_columns`` — columns holding a raw person id (``user_id``, ``anonymous_id``,

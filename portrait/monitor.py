@@ -5,8 +5,8 @@ PSI compares how a population falls into bins. Bins are cut on the *reference* p
 aggregation each, and ``PSI = Σ (a − e) · ln(a / e)`` over the bins, with shares floored at a small value so
 an empty bin does not make it infinite. Usual reading: < 0.1 stable, 0.1–0.25 moderate shift, > 0.25 major.
 
-Rows produced here follow the ``monitoring`` contract in :mod:`portrait.schemas`:
-``(check, subject, reference, value, threshold, breached, dt)``.
+Rows produced here are :class:`Check` tuples, in the column order of the ``monitoring`` contract in
+:mod:`portrait.schemas`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -21,6 +22,21 @@ from pyspark.sql import functions as F
 PSI_BINS = 10
 _MIN_SHARE = 1e-4
 _QUANTILE_ERROR = 0.001
+
+
+class Check(NamedTuple):
+    """One ``monitoring`` row: a check of one subject against a reference, and whether it breached."""
+
+    check: str
+    subject: str
+    reference: str
+    value: float | None
+    threshold: float
+    breached: bool
+    dt: dt.date
+
+    def describe(self) -> str:
+        return f"{self.check} {self.subject} vs {self.reference}: {self.value:.3f} > {self.threshold}"
 
 
 
@@ -71,7 +87,7 @@ def bin_counts(frame: DataFrame, edges: dict[str, list[float]]) -> dict[str, lis
 
 
 def drift_rows(day: dt.date, reference_name: str, reference: DataFrame, current: DataFrame,
-               columns: Sequence[str], threshold: float, check: str = "psi") -> list[tuple]:
+               columns: Sequence[str], threshold: float, check: str = "psi") -> list[Check]:
     """One ``monitoring`` row per column: its PSI against the reference and whether it breaches.
 
     Three Spark jobs whatever the number of columns: the reference quantiles, then one count per side.
@@ -83,18 +99,18 @@ def drift_rows(day: dt.date, reference_name: str, reference: DataFrame, current:
     for column in columns:
         has_data = sum(expected[column]) > 0 and sum(actual[column]) > 0
         value = psi(expected[column], actual[column]) if has_data else None
-        rows.append((check, column, reference_name, value, float(threshold),
-                     value is not None and value > threshold, day))
+        rows.append(Check(check, column, reference_name, value, float(threshold),
+                          value is not None and value > threshold, day))
     return rows
 
 
 def volume_row(day: dt.date, today_events: int, trailing_daily_events: Sequence[int],
-               max_relative_change: float) -> tuple:
+               max_relative_change: float) -> Check:
     """Input volume check: today's events against the mean of the trailing days (relative change)."""
     if not trailing_daily_events:
-        return ("volume", "clickstream", "no history", None, float(max_relative_change), False, day)
+        return Check("volume", "clickstream", "no history", None, float(max_relative_change), False, day)
     baseline = sum(trailing_daily_events) / len(trailing_daily_events)
     change = (today_events - baseline) / baseline if baseline > 0 else (math.inf if today_events else 0.0)
     reference = f"mean of {len(trailing_daily_events)} previous days ({baseline:.0f} events)"
-    return ("volume", "clickstream", reference, change, float(max_relative_change),
-            abs(change) > max_relative_change, day)
+    return Check("volume", "clickstream", reference, change, float(max_relative_change),
+                 abs(change) > max_relative_change, day)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from portrait.config import Config, load_config
+from portrait.lakehouse import Lakehouse
+from portrait.stages import ingest
 
 # pytest-xdist workers (`make test PYTEST_ARGS="-n 2"`) run with a __main__ module that has neither __spec__
 # nor __file__; pyspark.ml.connect, imported by mlflow.spark.log_model, takes that for a doctest run and calls
@@ -109,12 +111,11 @@ def submitted_shop(spark, tmp_path_factory):
     """
     import datetime as dt
 
-    from portrait.pipeline import run_generate
     from portrait.spark import submit_args
 
     root = tmp_path_factory.mktemp("submitted")
     cfg = make_config(root, **SUBMITTED_SHOP)
-    run_generate(spark, cfg, end_date=dt.date(2026, 11, 21))
+    ingest.generate(Lakehouse(spark, cfg), end_date=dt.date(2026, 11, 21))
     command = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]", *submit_args(),
                str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", SUBMITTED_RUN_DATE]
     return root, cfg, run_process(command, config_environ(root, **SUBMITTED_SHOP))

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from portrait import audit, cli, io, pipeline, privacy
+from portrait import audit, cli, io, privacy
 from portrait.config import ConfigError, load_config
+from portrait.lakehouse import Lakehouse
 from portrait.schemas import JOB_RUNS, ORDERS, USER_PORTRAIT
+from portrait.stages import forget, operations
 from tests.conftest import LOCAL_CONF, config_environ
 from tests.privacy_helpers import DAY, portrait_rows
 
@@ -138,7 +140,7 @@ def test_a_request_file_that_is_missing_or_not_text_is_named(env, capsys):
 def test_an_injected_id_erases_only_the_row_holding_exactly_that_string(spark, cfg, monkeypatch):
     monkeypatch.setenv(privacy.PSEUDONYM_KEY_ENV, "bad-input-test-key-0123456789")
     io.replace_partition(spark, cfg, USER_PORTRAIT, portrait_rows(spark, ["u1", "u2", "x' OR '1'='1"]), DAY)
-    report = pipeline.run_forget(spark, cfg, ["x' OR '1'='1", "u9') OR true --"], vacuum=False)
+    report = forget.run(Lakehouse(spark, cfg), ["x' OR '1'='1", "u9') OR true --"], vacuum=False)
     assert report.rows_deleted == {"user_portrait": 1}
     assert sorted(r[0] for r in io.read_table(spark, cfg, USER_PORTRAIT).select("user_id").collect()) == ["u1", "u2"]
 
@@ -170,9 +172,9 @@ def test_a_time_travel_version_must_be_a_number(spark, cfg):
 
 
 def test_an_injected_replay_run_id_matches_no_run(spark, cfg):
-    with audit.recorded(spark, cfg, "daily", DAY):
+    with audit.recorded(Lakehouse(spark, cfg), "daily", DAY):
         pass
-    with pytest.raises(pipeline.ReplayError, match="no succeeded daily run with run_id"), \
-            pipeline.replay_portrait(spark, cfg, "x' OR '1'='1"):
+    with pytest.raises(operations.ReplayError, match="no succeeded daily run with run_id"), \
+            operations.replay_portrait(Lakehouse(spark, cfg), "x' OR '1'='1"):
         pass
     assert io.read_table(spark, cfg, JOB_RUNS).where(F.col("job") == "daily").count() == 1

@@ -13,7 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from portrait import io, privacy
 from portrait.cli import main
-from portrait.pipeline import AudienceError, run_audience, run_bi_tables
+from portrait.lakehouse import Lakehouse
 from portrait.publish.bi import audience, newest_per_user, pseudonymised, segment_daily, with_feature_values
 from portrait.schemas import (
     ALL_TABLES,
@@ -22,6 +22,7 @@ from portrait.schemas import (
     USER_FEATURES,
     USER_PORTRAIT,
 )
+from portrait.stages import bi
 from tests.bi_helpers import DAY, features, portrait
 from tests.conftest import LOCAL_CONF, TEST_PSEUDONYM_KEY, config_environ, make_config
 
@@ -176,18 +177,18 @@ def _last_operation(spark, cfg, contract):
 def test_portrait_latest_is_built_then_merged_forward_and_rebuilt_on_a_rerun(spark, tmp_path):
     cfg = make_config(tmp_path, PRIVACY__MIN_GROUP_SIZE="2")
     _publish(spark, cfg, DAY, PEOPLE)
-    first = run_bi_tables(spark, cfg, DAY)
+    first = bi.write_tables(Lakehouse(spark, cfg), DAY)
     assert first == {"portrait_latest": 8, "segment_daily": 8}
     assert _latest(spark, cfg) == {pk(u): (score, DAY) for u, _, _, _, score, _, _, _ in PEOPLE}
 
     _publish(spark, cfg, NEXT, NEXT_PEOPLE)  # u1 scored again, u9 new
-    run_bi_tables(spark, cfg, NEXT)
+    bi.write_tables(Lakehouse(spark, cfg), NEXT)
     assert _last_operation(spark, cfg, PORTRAIT_LATEST) == "MERGE"
     after_next = _latest(spark, cfg)
     assert after_next == {**{pk(u): (score, DAY) for u, _, _, _, score, _, _, _ in PEOPLE},
                           pk("u1"): (0.95, NEXT), pk("u9"): (0.01, NEXT)}
 
-    run_bi_tables(spark, cfg, DAY)  # re-running an older date keeps the newer rows
+    bi.write_tables(Lakehouse(spark, cfg), DAY)  # re-running an older date keeps the newer rows
     assert _last_operation(spark, cfg, PORTRAIT_LATEST) != "MERGE"
     assert _latest(spark, cfg) == after_next
     stored = spark.read.format("delta").load(io.table_ref(cfg, PORTRAIT_LATEST).path)
@@ -200,13 +201,13 @@ def test_portrait_latest_is_built_then_merged_forward_and_rebuilt_on_a_rerun(spa
 def test_bi_tables_without_a_pseudonym_key_fail_with_a_clear_message(spark, lakehouse, monkeypatch):
     monkeypatch.delenv(privacy.PSEUDONYM_KEY_ENV)
     with pytest.raises(privacy.PseudonymKeyError, match="PORTRAIT_PSEUDONYM_KEY is not set"):
-        run_bi_tables(spark, lakehouse, DAY)
+        bi.write_tables(Lakehouse(spark, lakehouse), DAY)
     assert not io.table_exists(spark, io.table_ref(lakehouse, PORTRAIT_LATEST))
 
 
 def test_audience_export_csv_is_exact(spark, lakehouse, tmp_path):
     output = tmp_path / "out" / "carts.csv"
-    persons = run_audience(spark, lakehouse, DAY, ["cart_abandoner"], 0.5, str(output))
+    persons = bi.export_audience(Lakehouse(spark, lakehouse), DAY, ["cart_abandoner"], 0.5, str(output))
     assert persons == 3
     with output.open(newline="", encoding="utf-8") as handle:
         assert list(csv.reader(handle)) == [
@@ -240,6 +241,6 @@ def test_audience_export_parquet_via_the_cli_is_exact(spark, lakehouse, tmp_path
 def test_audience_refuses_unknown_tags_and_too_small_audiences_and_writes_nothing(
         spark, lakehouse, tmp_path, tags, min_score, message):
     output = tmp_path / "audience.csv"
-    with pytest.raises(AudienceError, match=message):
-        run_audience(spark, lakehouse, DAY, tags, min_score, str(output))
+    with pytest.raises(bi.AudienceError, match=message):
+        bi.export_audience(Lakehouse(spark, lakehouse), DAY, tags, min_score, str(output))
     assert list(tmp_path.iterdir()) == []

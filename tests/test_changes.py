@@ -7,9 +7,11 @@ import datetime as dt
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import io, pipeline
+from portrait import io
+from portrait.lakehouse import Lakehouse
 from portrait.publish.changes import tag_changes
 from portrait.schemas import PORTRAIT_CHANGES
+from portrait.stages import publish
 from tests.conftest import make_config
 from tests.test_quality_gate import make_portrait_rows
 
@@ -60,8 +62,8 @@ def test_the_previous_date_must_be_earlier(spark):
 def test_publishing_writes_changes_after_the_portrait_and_none_on_the_first_date(spark, tmp_path):
     cfg = make_config(tmp_path, PUBLISH__ENFORCE="false")  # the hand-made days differ more than the gate allows
     day1, day2 = _portraits(spark)
-    pipeline.publish_portrait(spark, cfg, D1, day1)
-    pipeline.publish_portrait(spark, cfg, D2, day2)
-    pipeline.publish_portrait(spark, cfg, D2, day2)  # a re-run replaces D2's changes, no duplicates
+    publish.publish_portrait(Lakehouse(spark, cfg), D1, day1)
+    publish.publish_portrait(Lakehouse(spark, cfg), D2, day2)
+    publish.publish_portrait(Lakehouse(spark, cfg), D2, day2)  # a re-run replaces D2's changes, no duplicates
     assertDataFrameEqual(io.read_table(spark, cfg, PORTRAIT_CHANGES),
                          spark.createDataFrame(EXPECTED, PORTRAIT_CHANGES.schema))

@@ -10,12 +10,13 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import io, pipeline
+from portrait import graph, io
+from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.model.scoring import SCORE, score
-from portrait.pipeline import run_daily, target_config
 from portrait.privacy import person_key_of, pseudonym_key
 from portrait.schemas import CLICKSTREAM, IDENTITY_GRAPH, ITEMS, ORDERS, REVIEWS, USER_FEATURES, USER_PORTRAIT, USERS
+from portrait.stages import train
 from tests.conftest import INTERPRETED_SPARK_OPTIONS, make_config
 
 pytestmark = pytest.mark.slow
@@ -48,14 +49,14 @@ def default_run(spark, tmp_path_factory):
     cfg = make_config(tmp_path_factory.mktemp("e2e"), MODEL__TARGETS="[purchase, churn]")
     trained = {}
 
-    def recording_run_train(spark_, cfg_, day, target=pipeline.PURCHASE_TARGET):
-        trained[target] = result = real_run_train(spark_, cfg_, day, target)
+    def recording_train(lake, day, target=train.PURCHASE_TARGET):
+        trained[target] = result = real_train(lake, day, target)
         return result
 
-    real_run_train = pipeline.run_train
+    real_train = train.train
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline, "run_train", recording_run_train)
-        summary = run_daily(spark, cfg, RUN_DATE)
+        mp.setattr(train, "train", recording_train)
+        summary = graph.run_daily(Lakehouse(spark, cfg), RUN_DATE)
     assert set(trained) == {"purchase", "churn"}
     return cfg, summary, trained
 
@@ -91,7 +92,7 @@ def test_portrait_rows_carry_churn_attributes_interests_risk_and_lineage(spark, 
     assert churn[0] == churn[1] > 0 and (churn[2], churn[3], churn[4]) == (1, 10, 1)
     assert "churn_auc_roc" in summary.metrics
     assert portrait.where(F.size("churn_reason_codes") > 0).count() > churn[1] // 2  # the churn model explains
-    churn_cfg = target_config(cfg, "churn")
+    churn_cfg = train.target_config(cfg, "churn")
     champion = tracking.champion_version(churn_cfg)
     assert portrait.select("churn_model_run_id").first()[0] == champion.run_id
     assert portrait.select("model_version").distinct().collect() == [(tracking.champion_version(cfg).version,)]
@@ -154,7 +155,7 @@ def test_rerunning_a_date_leaves_identical_content(spark, default_run):
     cfg, first, _ = default_run
     before = _portrait(spark, cfg, RUN_DATE).drop("model_run_id", "model_version")
     before_rows = before.collect()
-    rerun = run_daily(spark, cfg, RUN_DATE)
+    rerun = graph.run_daily(Lakehouse(spark, cfg), RUN_DATE)
     assert not rerun.generated
     after = _portrait(spark, cfg, RUN_DATE).drop("model_run_id", "model_version")
     assertDataFrameEqual(after, spark.createDataFrame(before_rows, before.schema), rtol=0.0, atol=0.0)
@@ -163,5 +164,5 @@ def test_rerunning_a_date_leaves_identical_content(spark, default_run):
 
 def test_missing_input_table_without_generation_is_a_clear_error(spark, cfg):
     with pytest.raises(io.TableNotFoundError, match="table 'clickstream' does not exist"):
-        run_daily(spark, cfg, RUN_DATE, generate_if_missing=False)
+        graph.run_daily(Lakehouse(spark, cfg), RUN_DATE, generate_if_missing=False)
     assert not io.table_exists(spark, io.table_ref(cfg, USER_PORTRAIT))

@@ -14,7 +14,8 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from portrait import erasure, io, pipeline, privacy
+from portrait import erasure, io, privacy
+from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.schemas import (
     ALL_TABLES,
@@ -27,6 +28,7 @@ from portrait.schemas import (
     TableContract,
     _col,
 )
+from portrait.stages import forget, ingest
 from tests.conftest import FAST_MODEL, make_config
 from tests.privacy_helpers import contract_rows
 
@@ -170,8 +172,8 @@ def shop(spark, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv(privacy.PSEUDONYM_KEY_ENV, KEY)
     cfg = make_config(tmp_path_factory.mktemp("erasure"), PRIVACY__MIN_GROUP_SIZE="1", **FAST_MODEL)
-    pipeline.run_generate(spark, cfg, end_date=RUN_DATE, users=150, days=20)
-    pipeline.run_identity(spark, cfg)
+    ingest.generate(Lakehouse(spark, cfg), end_date=RUN_DATE, users=150, days=20)
+    ingest.rebuild_identity(Lakehouse(spark, cfg))
     graph = io.read_table(spark, cfg, IDENTITY_GRAPH)
     # A person with a stitched device: erase it by its user id, its device id must go too.
     person = graph.where(F.col("id_type") == "anonymous").orderBy("person_id").first()["person_id"]
@@ -272,7 +274,7 @@ def test_forget_removes_the_person_everywhere_then_vacuum_removes_time_travel(sp
     assert present["identity_graph"] == len(linked)
     other_rows = {name: n["other"] for name, n in counted.items()}
 
-    report = pipeline.run_forget(spark, cfg, [person], vacuum=False)
+    report = forget.run(Lakehouse(spark, cfg), [person], vacuum=False)
 
     assert report.ids_erased == len(linked)
     assert report.rows_deleted == {name: count for name, count in present.items()}
@@ -309,7 +311,7 @@ def test_forget_removes_the_person_everywhere_then_vacuum_removes_time_travel(sp
     zero = make_config(Path(cfg.lakehouse.path).parent, PRIVACY__VACUUM_RETENTION_HOURS="0")
     check = "spark.databricks.delta.retentionDurationCheck.enabled"
     assert spark.conf.get(check, None) is None
-    again = pipeline.run_forget(spark, zero, [person], vacuum=True)
+    again = forget.run(Lakehouse(spark, zero), [person], vacuum=True)
     assert again.total_rows == 0 and set(again.vacuumed) >= {c.name for c in tables}
     assert spark.conf.get(check, None) is None  # the safety check is back on after the call
     for contract in tables:

@@ -20,9 +20,11 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import cli, io, pipeline, privacy
+from portrait import cli, io, privacy
+from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.schemas import CLICKSTREAM, USER_PORTRAIT
+from portrait.stages import forget
 from tests.conftest import REPO, config_environ, make_config
 from tests.privacy_helpers import DAY, portrait_rows
 
@@ -240,7 +242,7 @@ def test_forget_with_mlflow_down_stops_before_deleting_anything(spark, mlflow_do
     features_ref = io.table_ref(mlflow_down, USER_FEATURES)
     features.write.format("delta").partitionBy("dt").save(features_ref.path)
     with pytest.raises(tracking.TrackingUnavailableError, match="unreachable"):
-        pipeline.run_forget(spark, mlflow_down, ["u1"])
+        forget.run(Lakehouse(spark, mlflow_down), ["u1"])
     assertDataFrameEqual(io.read_table(spark, mlflow_down, USER_PORTRAIT), published)
     assert spark.read.format("delta").load(features_ref.path).count() == 1
     assert not io.table_exists(spark, io.table_ref(mlflow_down, CLICKSTREAM))
@@ -250,5 +252,5 @@ def test_run_forget_needs_the_pseudonymisation_key_before_touching_anything(spar
     monkeypatch.delenv(privacy.PSEUDONYM_KEY_ENV, raising=False)
     io.replace_partition(spark, cfg, USER_PORTRAIT, portrait_rows(spark, ["u1"]), DAY)
     with pytest.raises(privacy.PseudonymKeyError, match="PORTRAIT_PSEUDONYM_KEY is not set"):
-        pipeline.run_forget(spark, cfg, ["u1"])
+        forget.run(Lakehouse(spark, cfg), ["u1"])
     assert io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("user_id") == "u1").count() == 1

@@ -16,8 +16,12 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from portrait import io, pipeline
+from portrait import io
+from portrait.lakehouse import Lakehouse
 from portrait.schemas import CLICKSTREAM, ITEMS, ORDERS, REVIEWS, USER_DAILY_ACTIVITY, USER_FEATURES
+from portrait.stages import features as feature_stage
+from portrait.stages import forget, ingest
+from portrait.stages import rollups as rollup_stage
 from tests.conftest import make_config
 from tests.reference_features import reference_features
 
@@ -48,7 +52,7 @@ def shop(spark, tmp_path_factory):
     # Passes of at most 3,000 events: the cold rollup of the ~11k events runs in several passes of whole days.
     cfg = make_config(tmp_path_factory.mktemp("equivalence"), FEATURES__BOT_MAX_EVENTS_PER_DAY="100",
                       FEATURES__BOT_MIN_GAPS="5", SPARK__ROLLUP_EVENTS_PER_PASS="3000")
-    pipeline.run_generate(spark, cfg, end_date=D, users=150, days=40)
+    ingest.generate(Lakehouse(spark, cfg), end_date=D, users=150, days=40)
     io.append_rows(spark, cfg, CLICKSTREAM, _planted_events(spark, cfg))
     return cfg
 
@@ -98,11 +102,11 @@ def _missing(value) -> bool:
 def test_window_features_from_rollups_equal_features_from_raw_events(spark, shop):
     cfg = shop
     # Schedule-like: a first run computes the earlier rollups (in passes of whole days), then two single days.
-    first_ranges = pipeline.ensure_rollups(spark, cfg, [D - dt.timedelta(days=2)])
+    first_ranges = rollup_stage.ensure(Lakehouse(spark, cfg), [D - dt.timedelta(days=2)])
     assert len(first_ranges) >= 3 and first_ranges[-1][1] == D - dt.timedelta(days=2)
     assert all(b[0] == a[1] + dt.timedelta(days=1) for a, b in itertools.pairwise(first_ranges))
     for day in (D - dt.timedelta(days=2), D - dt.timedelta(days=1), D):
-        pipeline.run_features(spark, cfg, day)
+        feature_stage.compute(Lakehouse(spark, cfg), day)
     rollups = io.read_table(spark, cfg, USER_DAILY_ACTIVITY)
     assert rollups.where(F.col("bot_day")).count() >= 1, "the planted bot day must be a bot day"
 
@@ -116,7 +120,7 @@ def test_window_features_from_rollups_equal_features_from_raw_events(spark, shop
 
 def test_no_feature_of_d_sees_an_event_or_order_after_d(spark, shop):
     cfg = shop
-    pipeline.run_features(spark, cfg, D)  # idempotent: the same rows when the first test already ran
+    feature_stage.compute(Lakehouse(spark, cfg), D)  # idempotent: the same rows when the first test already ran
     before = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D)).localCheckpoint()
     someone = before.orderBy("user_id").first()["user_id"]
     after_d = D + dt.timedelta(days=1)
@@ -131,11 +135,11 @@ def test_no_feature_of_d_sees_an_event_or_order_after_d(spark, shop):
 
     # The next day first: its rollup (holding the planted rows) is then stored beside D's, so a window that
     # looked past D would see it. The planted rows are real: the next day's features see them.
-    pipeline.run_features(spark, cfg, after_d)
+    feature_stage.compute(Lakehouse(spark, cfg), after_d)
     next_day = io.read_table(spark, cfg, USER_FEATURES).where(
         (F.col("dt") == F.lit(after_d)) & (F.col("user_id") == someone)).first()
     assert next_day["events_1d"] == 4 and next_day["orders_30d"] >= 1 and "未来" in next_day["text_document"]
-    pipeline.run_features(spark, cfg, D)
+    feature_stage.compute(Lakehouse(spark, cfg), D)
     again = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
     assert again.exceptAll(before).isEmpty() and before.exceptAll(again).isEmpty()
 
@@ -147,8 +151,8 @@ def test_late_rows_reach_the_next_run_and_an_erasure_recomputes_nothing(spark, s
     from portrait import privacy
 
     cfg = shop
-    pipeline.ensure_features(spark, cfg, [D], refresh=False)  # when run alone; the tests above wrote them
-    assert pipeline.ensure_rollups(spark, cfg, [D], refresh=False) == [], "nothing changed, nothing is stale"
+    feature_stage.ensure(Lakehouse(spark, cfg), [D], refresh=False)  # when run alone; the tests above wrote them
+    assert rollup_stage.ensure(Lakehouse(spark, cfg), [D], refresh=False) == [], "nothing changed, nothing is stale"
     current = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
     someone = current.where(~F.col("user_id").isin(BOT, "night-owl")).orderBy("user_id").first()
     late_day, order_day = D - dt.timedelta(days=3), D - dt.timedelta(days=5)
@@ -161,9 +165,9 @@ def test_late_rows_reach_the_next_run_and_an_erasure_recomputes_nothing(spark, s
         [("o-late", 1, someone["user_id"], ordered, "paid", "i-late", "c-late", 1, 50.0, 0.0, order_day)],
         ORDERS.schema))
 
-    assert pipeline.ensure_rollups(spark, cfg, [D], refresh=False) == [
+    assert rollup_stage.ensure(Lakehouse(spark, cfg), [D], refresh=False) == [
         (order_day, order_day), (late_day, late_day + dt.timedelta(days=1))]
-    pipeline.run_features(spark, cfg, D, rollups_ready=True)
+    feature_stage.compute(Lakehouse(spark, cfg), D, rollups_ready=True)
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
     after = features.where(F.col("user_id") == someone["user_id"]).first()
     assert after["events_7d"] == someone["events_7d"] + 1
@@ -171,10 +175,10 @@ def test_late_rows_reach_the_next_run_and_an_erasure_recomputes_nothing(spark, s
     _assert_same_as_the_oracle(spark, cfg, features)
 
     monkeypatch.setenv(privacy.PSEUDONYM_KEY_ENV, "equivalence-test-key-0123456789abcdef")
-    report = pipeline.run_forget(spark, cfg, [someone["user_id"]], vacuum=False)
+    report = forget.run(Lakehouse(spark, cfg), [someone["user_id"]], vacuum=False)
     assert report.rows_deleted[CLICKSTREAM.name] > 1 and report.rows_deleted[ORDERS.name] >= 1
-    assert pipeline.ensure_rollups(spark, cfg, [D], refresh=False) == [], "the erasure made a rollup look stale"
-    pipeline.run_features(spark, cfg, D, rollups_ready=True)
+    assert rollup_stage.ensure(Lakehouse(spark, cfg), [D], refresh=False) == [], "the erasure made a rollup look stale"
+    feature_stage.compute(Lakehouse(spark, cfg), D, rollups_ready=True)
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(D))
     assert features.where(F.col("user_id") == someone["user_id"]).isEmpty()
     _assert_same_as_the_oracle(spark, cfg, features)

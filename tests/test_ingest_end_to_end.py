@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from portrait import io
+from portrait import graph, io
 from portrait.generate import generate_tables
 from portrait.ingest.load import ingest_files
-from portrait.pipeline import run_daily
+from portrait.lakehouse import Lakehouse
 from portrait.schemas import CLICKSTREAM, INGEST_RUNS, ORDERS, QUARANTINE, USER_PORTRAIT
 from tests.conftest import FAST_MODEL, LOCAL_CONF, REPO, config_environ, make_config
 from tests.ingest_helpers import NOW, write_format_files
@@ -56,7 +56,7 @@ def test_daily_runs_end_to_end_on_files_of_every_format(spark, tmp_path, generat
         report = ingest_files(spark, cfg, fmt, str(path), now=NOW)
         assert report.rows_quarantined == 0 and report.rows_accepted > 0, (fmt, report.render())
         assert report.order_lines_accepted > 0, fmt
-    summary = run_daily(spark, cfg, RUN_DATE, generate_if_missing=False)
+    summary = graph.run_daily(Lakehouse(spark, cfg), RUN_DATE, generate_if_missing=False)
     assert not summary.generated
     portrait = io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(RUN_DATE))
     assert portrait.count() == summary.table_rows["user_portrait"] > 0

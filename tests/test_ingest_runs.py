@@ -12,7 +12,7 @@ from portrait import io
 from portrait.cli import main
 from portrait.ingest.formats import SourceLayoutError
 from portrait.ingest.load import IngestError, QuarantineThresholdError, ingest_files
-from portrait.pipeline import run_features
+from portrait.lakehouse import Lakehouse
 from portrait.schemas import (
     CLICKSTREAM,
     IDENTITY_GRAPH,
@@ -22,6 +22,7 @@ from portrait.schemas import (
     QUARANTINE,
     USER_FEATURES,
 )
+from portrait.stages import features
 from tests.conftest import config_environ, make_config
 from tests.ingest_helpers import NOW, write
 from tests.test_ingest_formats import GENERIC_JSON, generic_config
@@ -132,7 +133,7 @@ def test_late_events_land_in_their_date_and_features_recomputed_include_them_wit
     write(tmp_path / "day1" / "e.csv", header + ",d1,2026-11-19 09:00:00,click,s1\n"   # anonymous, before login
           + "u1,d1,2026-11-20 09:00:00,click,s2\n")
     ingest_files(spark, cfg, "generic", str(tmp_path / "day1"), now=NOW)
-    run_features(spark, cfg, day)
+    features.compute(Lakehouse(spark, cfg), day)
 
     def views(user):
         features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(day))
@@ -146,5 +147,5 @@ def test_late_events_land_in_their_date_and_features_recomputed_include_them_wit
     assert [tuple(r) for r in stored] == [(dt.date(2026, 11, 18), 1), (dt.date(2026, 11, 19), 1),
                                           (dt.date(2026, 11, 20), 1)]
     assert views("u1") == 2  # the stored features of a past date do not change by themselves
-    run_features(spark, cfg, day)
+    features.compute(Lakehouse(spark, cfg), day)
     assert views("u1") == 3

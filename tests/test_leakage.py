@@ -29,12 +29,15 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from portrait import io
+from portrait.lakehouse import Lakehouse
 from portrait.model.evaluation import binary_metrics
 from portrait.model.pipeline import build_pipeline
 from portrait.model.scoring import score
 from portrait.model.training import LABEL, snapshot_dates
-from portrait.pipeline import run_features, run_generate, training_sets
 from portrait.schemas import CLICKSTREAM, ORDERS, USER_FEATURES
+from portrait.stages import features as feature_stage
+from portrait.stages import ingest
+from portrait.stages import train as train_stage
 
 RUN_DATE = dt.date(2026, 11, 20)
 SHUFFLE_SEEDS = (20261120, 1, 2, 3)
@@ -59,8 +62,8 @@ def _null_auc_standard_error(positives: int, negatives: int) -> float:
 def test_shuffled_labels_give_chance_auc_on_the_test_snapshot(spark, cfg):
     # 2,500 users: about 2,300 test rows at a 16-18% base rate, so 3 standard errors stay within the bound.
     # 30 days of data keep the run short; leakage does not need more.
-    run_generate(spark, cfg, RUN_DATE, users=2500, days=30)
-    _, train, test = training_sets(spark, cfg, RUN_DATE)
+    ingest.generate(Lakehouse(spark, cfg), RUN_DATE, users=2500, days=30)
+    _, train, test = train_stage.training_sets(Lakehouse(spark, cfg), RUN_DATE)
     train, test = train.cache(), test.cache()
     counts = {r[LABEL]: r["count"] for r in test.groupBy(LABEL).count().collect()}
     standard_error = _null_auc_standard_error(int(counts[1.0]), int(counts[0.0]))
@@ -114,14 +117,14 @@ def _plant(spark, cfg, users: list[str], days: list[dt.date]) -> None:
 
 @pytest.mark.slow
 def test_no_feature_row_of_a_snapshot_sees_data_after_its_date(spark, cfg):
-    run_generate(spark, cfg, RUN_DATE, users=400, days=40)
+    ingest.generate(Lakehouse(spark, cfg), RUN_DATE, users=400, days=40)
     dates = snapshot_dates(RUN_DATE, cfg.model.label_horizon_days, cfg.model.training_snapshots,
                            cfg.model.snapshot_step_days)
     newest = dates[-1]
 
     def labelled_rows() -> DataFrame:
         """Materialised now: a cached plan would be reused for the same query after the planting."""
-        _, train, test = training_sets(spark, cfg, RUN_DATE)
+        _, train, test = train_stage.training_sets(Lakehouse(spark, cfg), RUN_DATE)
         return train.unionByName(test).localCheckpoint(eager=True)
 
     before = labelled_rows()
@@ -134,10 +137,10 @@ def test_no_feature_row_of_a_snapshot_sees_data_after_its_date(spark, cfg):
     after_newest = newest + dt.timedelta(days=1)
     _plant(spark, cfg, planted, [after_newest, RUN_DATE + dt.timedelta(days=10)])
     # The planted days' rollups are stored first, so a window looking past its date would see them.
-    run_features(spark, cfg, after_newest)
-    run_features(spark, cfg, RUN_DATE + dt.timedelta(days=10))
+    feature_stage.compute(Lakehouse(spark, cfg), after_newest)
+    feature_stage.compute(Lakehouse(spark, cfg), RUN_DATE + dt.timedelta(days=10))
     for day in dates:  # recompute the features as of each D from the tables that now hold the planted rows
-        run_features(spark, cfg, day)
+        feature_stage.compute(Lakehouse(spark, cfg), day)
     after = labelled_rows()
 
     features = [c for c in before.columns if c != LABEL]
@@ -152,7 +155,7 @@ def test_no_feature_row_of_a_snapshot_sees_data_after_its_date(spark, cfg):
         flipped, spark.createDataFrame([(u, newest, 0.0, 1.0) for u in planted], "user_id string, dt date, "
                                        "before double, label double"))
     # The planted events are visible to the features of a date they precede: the check above could fail.
-    run_features(spark, cfg, after_newest)
+    feature_stage.compute(Lakehouse(spark, cfg), after_newest)
     seen = (io.read_table(spark, cfg, USER_FEATURES)
             .where((F.col("dt") == F.lit(after_newest)) & F.col("user_id").isin(planted)))
     assert seen.where(F.col("carts_7d") >= 2).count() == len(planted)

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import cli, io, pipeline
+from portrait import cli, io
+from portrait.lakehouse import Lakehouse
 from portrait.schemas import ALL_TABLES, USER_PORTRAIT
+from portrait.stages import operations
 from tests.conftest import config_environ, make_config
 from tests.test_quality_gate import make_portrait_rows
 
@@ -70,7 +72,7 @@ def test_optimize_compacts_many_small_appends_and_vacuum_removes_the_old_files(s
     _many_small_appends(spark, cfg, batches=4)
     before = io.read_table(spark, cfg, USER_PORTRAIT).collect()
     assert io.table_file_count(spark, cfg, USER_PORTRAIT) == 8
-    (result,) = pipeline.run_maintain(spark, cfg, ["user_portrait"])
+    (result,) = operations.maintain(Lakehouse(spark, cfg), ["user_portrait"])
     assert (result.table, result.files_before, result.files_after, result.zorder_by) == (
         "user_portrait", 8, 2, ["user_id"])  # one file per dt partition
     assert result.properties_set == {}       # created by portrait: already complete
@@ -82,7 +84,7 @@ def test_optimize_compacts_many_small_appends_and_vacuum_removes_the_old_files(s
 def test_default_retention_keeps_files_time_travel_needs(spark, tmp_path):
     cfg = make_config(tmp_path)
     _many_small_appends(spark, cfg, batches=2)
-    (result,) = pipeline.run_maintain(spark, cfg, ["user_portrait"])
+    (result,) = operations.maintain(Lakehouse(spark, cfg), ["user_portrait"])
     assert (result.files_before, result.files_after) == (4, 2)
     assert _parquet_files(cfg) == 6           # 168 h: the replaced files stay for time travel
     assert io.read_table(spark, cfg, USER_PORTRAIT, version=1).count() == 1  # 0 create (with its constraint), 1 append
@@ -101,7 +103,7 @@ def test_maintain_adds_missing_properties_to_an_existing_table(spark, tmp_path):
 
 def test_bad_maintenance_requests_are_named(spark, cfg):
     with pytest.raises(ValueError, match=r"unknown table\(s\) \['user_portrayt'\]"):
-        pipeline.run_maintain(spark, cfg, ["user_portrayt"])
+        operations.maintain(Lakehouse(spark, cfg), ["user_portrayt"])
     io.ensure_table(spark, cfg, USER_PORTRAIT)
     with pytest.raises(ValueError, match=r"cannot Z-order table 'user_portrait' by \['dt'\]"):
         io.optimize_table(spark, cfg, USER_PORTRAIT, ["dt"])

@@ -8,8 +8,11 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import audit, io, pipeline
+from portrait import audit, graph, io
+from portrait.lakehouse import Lakehouse
 from portrait.schemas import JOB_RUNS, MONITORING, USER_FEATURES, USER_PORTRAIT
+from portrait.stages import features as feature_stage
+from portrait.stages import ingest, operations
 from tests.conftest import FAST_MODEL, make_config
 
 pytestmark = pytest.mark.slow
@@ -21,26 +24,27 @@ DAYS = [DAY1 + dt.timedelta(days=k) for k in range(3)]
 @pytest.fixture(scope="module")
 def shop(spark, tmp_path_factory):
     cfg = make_config(tmp_path_factory.mktemp("ops"), GENERATE__USERS="300", GENERATE__DAYS="35", **FAST_MODEL)
-    pipeline.run_generate(spark, cfg, end_date=DAYS[-1])
+    ingest.generate(Lakehouse(spark, cfg), end_date=DAYS[-1])
     return cfg
 
 
 def _runs(spark, cfg):
-    return io.read_table(spark, cfg, JOB_RUNS).orderBy("started_at").collect()
+    """The runs of the daily job as a whole (each of its tasks records a row of its own too)."""
+    return io.read_table(spark, cfg, JOB_RUNS).where(F.col("job") == "daily").orderBy("started_at").collect()
 
 
 def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, shop, monkeypatch):
     cfg = shop
-    real_run_features = pipeline.run_features
+    real_compute = feature_stage.compute
 
-    def failing_on_day_two(spark_, cfg_, day, *args, **kwargs):
+    def failing_on_day_two(lake, day, *args, **kwargs):
         if day == DAYS[1]:
             raise RuntimeError("injected failure on day two")
-        return real_run_features(spark_, cfg_, day, *args, **kwargs)
+        return real_compute(lake, day, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "run_features", failing_on_day_two)
-    with pytest.raises(pipeline.BackfillError, match=f"{DAYS[1]}.*injected failure"):
-        pipeline.run_backfill(spark, cfg, DAYS[0], DAYS[-1])
+    monkeypatch.setattr(feature_stage, "compute", failing_on_day_two)
+    with pytest.raises(graph.BackfillError, match=f"{DAYS[1]}.*injected failure"):
+        graph.backfill(Lakehouse(spark, cfg), DAYS[0], DAYS[-1])
     runs = _runs(spark, cfg)
     assert [(r["run_date"], r["status"]) for r in runs] == [(DAYS[0], "succeeded"), (DAYS[1], "failed")]
     assert "injected failure on day two" in runs[1]["error_message"]
@@ -49,8 +53,8 @@ def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, shop, mo
     day_one = io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(DAYS[0]).cast("date"))
     day_one_rows = day_one.collect()
 
-    monkeypatch.setattr(pipeline, "run_features", real_run_features)
-    done = pipeline.run_backfill(spark, cfg, DAYS[0], DAYS[-1])
+    monkeypatch.setattr(feature_stage, "compute", real_compute)
+    done = graph.backfill(Lakehouse(spark, cfg), DAYS[0], DAYS[-1])
     assert done == DAYS[1:]  # day one was not redone
     runs = _runs(spark, cfg)
     assert [(r["run_date"], r["status"]) for r in runs] == [
@@ -82,7 +86,7 @@ def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, shop, mo
 
 def test_a_backwards_range_is_refused(spark, shop):
     with pytest.raises(ValueError, match="ends before it starts"):
-        pipeline.run_backfill(spark, shop, DAYS[2], DAYS[0])
+        graph.backfill(Lakehouse(spark, shop), DAYS[2], DAYS[0])
 
 
 def test_replaying_a_date_from_job_runs_reproduces_its_portrait(spark, shop):
@@ -90,7 +94,7 @@ def test_replaying_a_date_from_job_runs_reproduces_its_portrait(spark, shop):
     run = next(r for r in reversed(_runs(spark, cfg)) if r["status"] == "succeeded" and r["run_date"] == DAYS[0])
     stored = io.read_table(spark, cfg, USER_PORTRAIT, version=run["output_versions"]["user_portrait"])
     cached_before = _persisted_rdds(spark)
-    with pipeline.replay_portrait(spark, cfg, run["run_id"]) as replayed:
+    with operations.replay_portrait(Lakehouse(spark, cfg), run["run_id"]) as replayed:
         assertDataFrameEqual(replayed, stored.where(F.col("dt") == F.lit(DAYS[0]).cast("date")),
                              rtol=0.0, atol=0.0)
         assert _persisted_rdds(spark) > cached_before  # the scored rows, read for cut points and assembly
@@ -105,7 +109,7 @@ def _persisted_rdds(spark) -> int:
 
 def test_job_runs_records_the_git_commit_from_the_environment(spark, cfg, monkeypatch):
     monkeypatch.setenv(audit.GIT_COMMIT_ENV, "abc123")
-    with pytest.raises(KeyError), audit.recorded(spark, cfg, "features", DAY1):
+    with pytest.raises(KeyError), audit.recorded(Lakehouse(spark, cfg), "features", DAY1):
         raise KeyError("no such table")
     (row,) = io.read_table(spark, cfg, JOB_RUNS).collect()
     assert (row["job"], row["status"], row["git_commit"]) == ("features", "failed", "abc123")

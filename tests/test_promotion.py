@@ -43,7 +43,8 @@ def test_no_champion_is_a_clear_error_naming_the_model_and_what_to_run(tmp_path)
 
 
 def test_cli_score_without_a_champion_exits_2_with_the_message(tmp_path, monkeypatch, capsys):
-    for name, value in config_environ(tmp_path).items():
+    # With model.daily_training: never a scoring run does not train the missing champion itself.
+    for name, value in config_environ(tmp_path, MODEL__DAILY_TRAINING="never").items():
         monkeypatch.setenv(name, value)
     assert main(["score", "--conf", str(LOCAL_CONF), "--date", "2024-06-30"]) == 2
     assert "error: model 'purchase_propensity' has no 'champion' version" in capsys.readouterr().err

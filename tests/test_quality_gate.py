@@ -10,11 +10,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import audit, io, pipeline
+from portrait import audit, io
 from portrait.config import PublishConfig
+from portrait.lakehouse import Lakehouse
 from portrait.publish import quality
 from portrait.publish.quality import CheckResult, QualityGateFailed
 from portrait.schemas import JOB_RUNS, PUBLISH_CHECKS, USER_PORTRAIT
+from portrait.stages import publish
 from tests.conftest import make_config
 from tests.contract_values import column_default
 
@@ -117,16 +119,16 @@ def _stored(spark, cfg) -> DataFrame:
 def test_a_failed_gate_leaves_the_previous_and_the_same_date_partition_untouched(spark, tmp_path):
     cfg = make_config(tmp_path)
     day1, day2 = _day_rows(spark, D1, 40), _day_rows(spark, D2, 42, tag="t2")
-    pipeline.publish_portrait(spark, cfg, D1, day1)            # first date: nothing to compare with
-    pipeline.publish_portrait(spark, cfg, D2, day2)            # +5 % rows: passes
+    publish.publish_portrait(Lakehouse(spark, cfg), D1, day1)            # first date: nothing to compare with
+    publish.publish_portrait(Lakehouse(spark, cfg), D2, day2)            # +5 % rows: passes
     published = _stored(spark, cfg).collect()
     version = io.table_version(spark, cfg, USER_PORTRAIT)
 
     # A re-run of D2 that lost most users (10 against D1's 40): the row count check fails, nothing is written ...
     broken = _day_rows(spark, D2, 10, tag="t3", prefix="v")
     expected_failure = r"row_count user_portrait = -0\.7500 \(max 0\.3\)"
-    with pytest.raises(QualityGateFailed, match=expected_failure) as failure, audit.recorded(spark, cfg, "daily", D2):
-        pipeline.publish_portrait(spark, cfg, D2, broken)
+    with pytest.raises(QualityGateFailed, match=expected_failure) as failure, audit.recorded(Lakehouse(spark, cfg), "daily", D2):
+        publish.publish_portrait(Lakehouse(spark, cfg), D2, broken)
     assert [c.check for c in failure.value.failed] == ["row_count"]
 
     # ... the previous date and the earlier version of D2 are exactly as before, in the same table version,
@@ -147,7 +149,7 @@ def test_a_failed_gate_leaves_the_previous_and_the_same_date_partition_untouched
 def test_with_enforce_off_a_failure_is_recorded_and_the_date_still_published(spark, tmp_path):
     cfg = make_config(tmp_path, PUBLISH__ENFORCE="false", PUBLISH__MIN_TAG_COVERAGE="1.0")
     rows = make_portrait_rows(spark, D1, [{"user_id": "a", "tags": ["t"]}, {"user_id": "b", "tags": []}])
-    checks = pipeline.publish_portrait(spark, cfg, D1, rows)
+    checks = publish.publish_portrait(Lakehouse(spark, cfg), D1, rows)
     assert [c for c in checks if not c.passed] == [CheckResult("tag_coverage", "tags", 0.5, 1.0, False)]
     assertDataFrameEqual(_stored(spark, cfg), rows)
 
@@ -155,16 +157,16 @@ def test_with_enforce_off_a_failure_is_recorded_and_the_date_still_published(spa
 @pytest.mark.slow  # several Delta commits
 def test_the_segment_and_score_checks_compare_with_the_latest_earlier_date(spark, tmp_path):
     cfg = make_config(tmp_path)
-    pipeline.publish_portrait(spark, cfg, D1, _day_rows(spark, D1, 40))
+    publish.publish_portrait(Lakehouse(spark, cfg), D1, _day_rows(spark, D1, 40))
     d3 = D2 + dt.timedelta(days=1)  # D2 was never published: D3 is compared with D1
     moved = make_portrait_rows(spark, d3, [
         {"user_id": f"u{k:03d}", "tags": ["t"], "rfm_segment": "at_risk" if k < 10 else "champions",
          "purchase_propensity": (k % 10) / 10 + 0.05} for k in range(40)
     ])
     with pytest.raises(QualityGateFailed) as failure:
-        pipeline.publish_portrait(spark, cfg, d3, moved)
+        publish.publish_portrait(Lakehouse(spark, cfg), d3, moved)
     assert failure.value.failed == [
         CheckResult("segment_share", "rfm_segment=at_risk", 0.25, 0.1, False, D1),
         CheckResult("segment_share", "rfm_segment=champions", 0.25, 0.1, False, D1),
     ]
-    assert pipeline.previous_portrait_date(spark, cfg, d3) == D1
+    assert publish.previous_portrait_date(Lakehouse(spark, cfg), d3) == D1

@@ -9,9 +9,10 @@ import mlflow
 import pytest
 
 from portrait import io
-from portrait.pipeline import run_bi_tables, run_daily_report
+from portrait.lakehouse import Lakehouse
 from portrait.publish.report import tag_change_counts
 from portrait.schemas import PORTRAIT_CHANGES, USER_FEATURES, USER_PORTRAIT
+from portrait.stages import bi
 from tests.bi_helpers import DAY, contract_rows, features, portrait
 from tests.conftest import make_config
 
@@ -52,14 +53,14 @@ def published(spark, tmp_path):
     io.replace_partition(spark, cfg, USER_FEATURES, features(
         spark, [{"user_id": u, "spend_90d": 10.0, "orders_90d": 1, "dt": DAY} for u, *_ in PEOPLE]), DAY)
     io.replace_partition(spark, cfg, PORTRAIT_CHANGES, _changes(spark), DAY)
-    run_bi_tables(spark, cfg, DAY)
+    bi.write_tables(Lakehouse(spark, cfg), DAY)
     return cfg
 
 
 @pytest.mark.slow
 def test_daily_report_is_written_beside_the_tables_with_the_days_numbers_and_logged(spark, published):
     cfg = published
-    path = run_daily_report(spark, cfg, DAY)
+    path = bi.write_report(Lakehouse(spark, cfg), DAY)
     assert path.resolve() == (Path(cfg.lakehouse.path) / "reports" / "portrait_2026-11-20.html").resolve()
     page = path.read_text(encoding="utf-8")
     for expected in [

@@ -13,6 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from portrait.config import FeaturesConfig
 from portrait.features.rollups import daily_activity, item_price_percentiles
+from portrait.features.staleness import NO_INPUT, rollup_input_counts, rollup_passes, stale_rollup_days
 from portrait.schemas import CLICKSTREAM, ITEMS, ORDERS, REVIEWS, USER_DAILY_ACTIVITY
 
 D = dt.date(2024, 6, 30)
@@ -201,7 +202,6 @@ def test_the_rollup_has_exactly_the_contract_columns(spark):
 
 
 def test_rollup_passes_cut_contiguous_days_into_whole_days_up_to_the_event_limit():
-    from portrait.pipeline import rollup_passes
 
     day = [dt.date(2026, 11, 1) + dt.timedelta(days=k) for k in range(8)]
     events = {day[0]: 4, day[1]: 4, day[2]: 3, day[3]: 20, day[4]: 1, day[6]: 5, day[7]: 5}
@@ -214,7 +214,6 @@ def test_rollup_passes_cut_contiguous_days_into_whole_days_up_to_the_event_limit
 
 
 def test_input_counts_of_a_day_include_the_day_before_and_only_days_with_rows_of_their_own():
-    from portrait.pipeline import rollup_input_counts
 
     day = [dt.date(2026, 11, 1) + dt.timedelta(days=k) for k in range(6)]
     clickstream = {day[0]: 7, day[1]: 5, day[3]: 2, day[5]: 9}  # day[0] is the day before the range
@@ -229,7 +228,6 @@ def test_input_counts_of_a_day_include_the_day_before_and_only_days_with_rows_of
 
 
 def test_a_rollup_is_stale_when_any_count_differs_or_was_never_recorded():
-    from portrait.pipeline import NO_INPUT, stale_rollup_days
 
     a, b, c, d, e = (dt.date(2026, 11, 1) + dt.timedelta(days=k) for k in range(5))
     current = {a: (5, 0, 1, 0), b: (6, 5, 0, 0), c: (2, 6, 0, 1), d: (3, 2, 0, 0)}

@@ -47,7 +47,7 @@ def test_console_script_reports_a_missing_input_table(tmp_path):
 
 
 def test_every_job_file_is_a_cli_job_and_none_shadows_the_package():
-    from portrait.cli import _JOBS
+    from portrait.commands import JOBS as _JOBS
 
     job_files = {p.stem for p in (REPO / "jobs").glob("*.py")}
     assert "portrait" not in job_files  # jobs/ is sys.path[0] under spark-submit: it would hide the package

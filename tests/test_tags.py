@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import pipeline
 from portrait.config import ConfigError, TagDefinition
+from portrait.lakehouse import Lakehouse
 from portrait.publish.tags import (
     TagDefinitionError,
     apply_tags,
@@ -19,6 +19,7 @@ from portrait.publish.tags import (
     tag_input_schema,
     tag_levels,
 )
+from portrait.stages import publish, score
 from tests.conftest import LOCAL_CONF, make_config
 
 TAGS_MD = Path(__file__).resolve().parents[1] / "docs" / "TAGS.md"
@@ -99,7 +100,7 @@ def no_rows(spark):
 
 def test_the_default_registry_passes_the_spark_check(spark, cfg, no_rows):
     check_definitions(cfg.tags, no_rows)
-    pipeline.check_tag_registry(spark, cfg)
+    publish.check_tag_registry(Lakehouse(spark, cfg))
 
 
 @pytest.mark.parametrize(
@@ -130,7 +131,7 @@ def test_a_bad_registry_stops_the_portrait_stage_before_any_work(spark, tmp_path
     cfg = make_config(tmp_path, TAGS=_registry_yaml(
         ["{code: typo, name_zh: 错, name_en: Typo, type: rule, status: live, definition: 'carts_7 > 0'}"]))
     with pytest.raises(TagDefinitionError, match="tag 'typo'.*unknown column `carts_7`"):
-        pipeline.run_portrait(spark, cfg, dt.date(2026, 11, 20), scorer=None)
+        score.write_portrait(Lakehouse(spark, cfg), dt.date(2026, 11, 20), scorer=None)
 
 
 # --------------------------------------------------------------------------- applying the live tags

@@ -10,6 +10,7 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from portrait.model.training import LABEL, label_purchases, snapshot_dates, split_by_date
+from portrait.stages.train import target_config
 
 D = dt.date(2024, 6, 1)
 H = 7
@@ -246,7 +247,6 @@ def test_label_churn_horizon_boundaries_and_stacked_dates(spark):
 
 def test_target_config_derives_the_churn_model_experiment_and_horizon(tmp_path):
     from portrait.config import ConfigError
-    from portrait.pipeline import target_config
     from tests.conftest import make_config
 
     cfg = make_config(tmp_path, MODEL__TARGETS="[purchase, churn]", MODEL__CHURN_HORIZON_DAYS="21")

@@ -19,6 +19,7 @@ from portrait.config import Config
 from portrait.model.evaluation import EvaluationReport
 from portrait.model.explain import Explanation, top_features
 from portrait.model.pipeline import MODEL_INPUT_COLUMNS
+from portrait.monitor import Check
 
 MODEL_ARTIFACT = "model"
 EXPLANATION_ARTIFACT = "explanation.json"
@@ -38,6 +39,20 @@ class LoggedModel:
     registered_version: str | None
 
 
+def registered_name(cfg: Config) -> str:
+    """The model's name in the registry: ``<model_catalog>.<model_schema>.<model.name>`` when both are set
+    (Unity Catalog names models in a schema), else ``model.name``."""
+    settings = cfg.mlflow
+    if settings.model_catalog and settings.model_schema:
+        return f"{settings.model_catalog}.{settings.model_schema}.{cfg.model.name}"
+    return cfg.model.name
+
+
+def model_name_of(model_uri: str) -> str:
+    """The registered name in ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
+    return model_uri.removeprefix("models:/").split("@")[0].split("/")[0]
+
+
 def _artifact_uri(location: str | None) -> str | None:
     if location is None or "://" in location:
         return location
@@ -51,6 +66,8 @@ def use_experiment(cfg: Config) -> str:
         db_path = Path(uri.removeprefix("sqlite:///"))
         db_path.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    # Set every time: a process serving several configurations must not keep another one's registry.
+    mlflow.set_registry_uri(cfg.mlflow.registry_uri or uri)
     try:
         experiment = mlflow.get_experiment_by_name(cfg.mlflow.experiment)
     except MlflowException as exc:
@@ -109,7 +126,7 @@ def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFr
     """Log one training run: parameters, metrics, and the fitted PipelineModel with its signature.
 
     ``example_features`` are ``user_features`` rows; a few of them become the input example, and the
-    model's output on them defines the signature. The model is registered under ``cfg.model.name`` when
+    model's output on them defines the signature. The model is registered under :func:`registered_name` when
     ``mlflow.register_model`` is on. With ``evaluation``, the decile, calibration and curve tables are
     logged as CSV and JSON and the ROC, PR, calibration and lift plots as PNG under ``evaluation/``; with
     ``explanation``, ``explanation.json`` (what reason codes need at scoring time) and the top positive
@@ -139,7 +156,7 @@ def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFr
             signature=signature,
             # Stated, not inferred: inference reloads the model in a subprocess and costs seconds per run.
             pip_requirements=[f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__version__}"],
-            registered_model_name=cfg.model.name if cfg.mlflow.register_model else None,
+            registered_model_name=registered_name(cfg) if cfg.mlflow.register_model else None,
         )
         version = getattr(info, "registered_model_version", None)
         return LoggedModel(run.info.run_id, info.model_uri, None if version is None else str(version))
@@ -161,10 +178,10 @@ class ModelVersionRef:
 
 
 def champion_version(cfg: Config) -> ModelVersionRef | None:
-    """The version behind the ``champion`` alias of ``cfg.model.name``, or None when there is none."""
+    """The version behind the ``champion`` alias of the model, or None when there is none."""
     use_experiment(cfg)
     try:
-        version = mlflow.MlflowClient().get_model_version_by_alias(cfg.model.name, CHAMPION)
+        version = mlflow.MlflowClient().get_model_version_by_alias(registered_name(cfg), CHAMPION)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
             return None
@@ -176,20 +193,20 @@ def champion_model_uri(cfg: Config) -> str:
     """``models:/<name>@champion``; raises :class:`NoModelError` naming the model when no champion exists."""
     if champion_version(cfg) is None:
         raise NoModelError(
-            f"model '{cfg.model.name}' has no '{CHAMPION}' version in {cfg.mlflow.tracking_uri}; "
+            f"model '{registered_name(cfg)}' has no '{CHAMPION}' version in {cfg.mlflow.tracking_uri}; "
             "run `portrait train` (or `portrait daily`) first to train and promote one"
         )
-    return f"models:/{cfg.model.name}@{CHAMPION}"
+    return f"models:/{registered_name(cfg)}@{CHAMPION}"
 
 
 def version_model_uri(cfg: Config, version: str) -> str:
-    return f"models:/{cfg.model.name}/{version}"
+    return f"models:/{registered_name(cfg)}/{version}"
 
 
 def set_alias(cfg: Config, alias: str, version: str) -> None:
-    """Point ``alias`` of ``cfg.model.name`` at ``version`` (moving it from any other version)."""
+    """Point ``alias`` of the model at ``version`` (moving it from any other version)."""
     use_experiment(cfg)
-    mlflow.MlflowClient().set_registered_model_alias(cfg.model.name, alias, version)
+    mlflow.MlflowClient().set_registered_model_alias(registered_name(cfg), alias, version)
 
 
 def log_decision(run_id: str, params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]) -> None:
@@ -214,16 +231,17 @@ def load_explanation(model_uri: str) -> Explanation | None:
 
 
 def latest_model_uri(cfg: Config) -> str:
-    """URI of the newest registered version of ``cfg.model.name``; raises :class:`NoModelError` if none."""
+    """URI of the newest registered version of the model; raises :class:`NoModelError` if none."""
     use_experiment(cfg)
-    versions = mlflow.MlflowClient().search_model_versions(f"name = '{cfg.model.name}'")
+    name = registered_name(cfg)
+    versions = mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
     if not versions:
         raise NoModelError(
-            f"no registered version of model '{cfg.model.name}' in {cfg.mlflow.tracking_uri}; "
+            f"no registered version of model '{name}' in {cfg.mlflow.tracking_uri}; "
             "run `portrait train` (or `portrait daily`) first"
         )
     newest = max(versions, key=lambda v: int(v.version))
-    return f"models:/{cfg.model.name}/{newest.version}"
+    return f"models:/{name}/{newest.version}"
 
 
 def registered_version_of(model_uri: str) -> str | None:
@@ -245,7 +263,7 @@ def run_id_of(model_uri: str) -> str:
     return mlflow.models.get_model_info(model_uri).run_id
 
 
-def log_monitoring(cfg: Config, day, rows: list[tuple]) -> str:
+def log_monitoring(cfg: Config, day, rows: list[Check]) -> str:
     """Log a day's monitoring checks as one MLflow run (metrics per check); returns the run id."""
     experiment_id = use_experiment(cfg)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor-{day}") as run:
@@ -257,7 +275,7 @@ def log_monitoring(cfg: Config, day, rows: list[tuple]) -> str:
             key = "_".join([check, subject, "ref_" + reference.split(" ")[0]])
             metrics[key[:250]] = float(value)
         mlflow.log_metrics(metrics)
-        mlflow.log_metric("breaches", float(sum(1 for row in rows if row[5])))
+        mlflow.log_metric("breaches", float(sum(1 for row in rows if row.breached)))
         return run.info.run_id
 
 
@@ -296,10 +314,10 @@ def mark_for_retraining(cfg: Config, model_names: list[str], feature_dates: set[
     return sorted(marked, key=lambda v: (v.split("/")[0], int(v.split("/")[1])))
 
 
-def versions_to_retrain(cfg: Config, model_name: str) -> list[str]:
-    """Registered versions of ``model_name`` tagged for retraining after an erasure."""
+def versions_to_retrain(cfg: Config) -> list[str]:
+    """Registered versions of the model tagged for retraining after an erasure."""
     use_experiment(cfg)
-    versions = mlflow.MlflowClient().search_model_versions(f"name = '{model_name}'")
+    versions = mlflow.MlflowClient().search_model_versions(f"name = '{registered_name(cfg)}'")
     return sorted((str(v.version) for v in versions if (v.tags or {}).get(RETRAIN_TAG) == "true"), key=int)
 
 

@@ -4,7 +4,7 @@ Everything BI tools or marketing receive carries ``person_key`` (HMAC of ``user_
 and never the raw id. Segment counts below ``privacy.min_group_size`` persons are left out before any optional
 Laplace noise is added, so a small group is neither shown nor derivable from a noised number near zero.
 
-All functions here are pure transformations; :func:`portrait.pipeline.run_bi_tables` reads and writes.
+All functions here are pure transformations; :mod:`portrait.stages.bi` reads and writes.
 """
 
 from __future__ import annotations

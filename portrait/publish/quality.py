@@ -11,7 +11,7 @@ Checks (thresholds in the ``publish`` section of the configuration):
 
 The previous portrait date is the latest one before the date checked; on the first date there is none, and
 the checks that need it pass with a null value. The functions run a few small Spark aggregations and return
-plain :class:`CheckResult` values; the stage that reads and writes is :func:`portrait.pipeline.publish_portrait`.
+plain :class:`CheckResult` values; the stage that reads and writes is :func:`portrait.stages.publish.publish_portrait`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Spark reduces the date's portrait to a few small tables (:func:`score_histogram`
 :func:`tag_change_counts`; segment sizes come from ``segment_daily``); :func:`render_report` turns them into
 HTML with matplotlib charts embedded as base64 PNG, so the page needs no other file and opens anywhere
 (a browser, an MLflow artifact view, an e-mail). Every count shown obeys ``privacy.min_group_size`` like
-``segment_daily``. Pure: :func:`portrait.pipeline.run_daily_report` reads, writes and logs.
+``segment_daily``. Pure: :func:`portrait.stages.bi.write_report` reads, writes and logs.
 """
 
 from __future__ import annotations

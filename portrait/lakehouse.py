@@ -1,0 +1,172 @@
+"""The lakehouse catalog: the one holder of storage access for every stage.
+
+A :class:`Lakehouse` binds the Spark session to the configured location (a directory of Delta folders, or a
+catalog schema) and speaks in table contracts (:mod:`portrait.schemas`): read a contract (whole, one date, a
+range of dates, or as of a version), whether it exists, its version, replace a date or a range of dates,
+append, merge, delete. Stages take a lakehouse and a date; they never build paths, table names or Delta calls
+themselves. The Delta mechanics behind it (creation with the contract, atomic ``replaceWhere`` writes,
+conflict retries, storage faults) are in :mod:`portrait.io`.
+
+Example::
+
+    lake = Lakehouse(spark, cfg)
+    features = lake.read_day(USER_FEATURES, day)
+    lake.replace_day(USER_PORTRAIT, portrait_rows, day)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from portrait import io
+from portrait.config import Config
+from portrait.schemas import TableContract
+
+
+def _date(day: dt.date) -> Column:
+    return F.lit(day).cast("date")
+
+
+def on_day(day: dt.date) -> Column:
+    """``dt`` equals ``day``: the condition of one date partition."""
+    return F.col("dt") == _date(day)
+
+
+def between_days(start: dt.date, end: dt.date) -> Column:
+    """``start <= dt <= end``."""
+    return F.col("dt").between(_date(start), _date(end))
+
+
+class Lakehouse:
+    """Contract tables of one configured lakehouse, read and written through one Spark session."""
+
+    def __init__(self, spark: SparkSession, cfg: Config) -> None:
+        self.spark = spark
+        self.cfg = cfg
+
+    def with_config(self, cfg: Config) -> Lakehouse:
+        """The same session over another configuration (a training target's, a test's copy)."""
+        return Lakehouse(self.spark, cfg)
+
+    # ---------------------------------------------------------------------------------------------- reading
+
+    def ref(self, contract: TableContract) -> io.TableRef:
+        """Where ``contract``'s table lives (its path or qualified name)."""
+        return io.table_ref(self.cfg, contract)
+
+    def exists(self, contract: TableContract) -> bool:
+        return io.table_exists(self.spark, self.ref(contract))
+
+    def read(self, contract: TableContract, version: int | None = None) -> DataFrame:
+        """The table checked against its contract, with exactly its columns; ``version``: as of that Delta
+        version. Raises :class:`portrait.io.TableNotFoundError` naming the table when it does not exist."""
+        return io.read_table(self.spark, self.cfg, contract, version=version)
+
+    def read_optional(self, contract: TableContract) -> DataFrame | None:
+        """The table, or None when it does not exist (optional inputs such as items and reviews)."""
+        return self.read(contract) if self.exists(contract) else None
+
+    def read_day(self, contract: TableContract, day: dt.date, version: int | None = None) -> DataFrame:
+        return self.read(contract, version).where(on_day(day))
+
+    def read_days(self, contract: TableContract, days: Iterable[dt.date]) -> DataFrame:
+        return self.read(contract).where(F.col("dt").isin(*[_date(d) for d in days]))
+
+    def read_range(self, contract: TableContract, start: dt.date, end: dt.date) -> DataFrame:
+        return self.read(contract).where(between_days(start, end))
+
+    def read_stored(self, contract: TableContract, version: int | None = None) -> DataFrame:
+        """The table exactly as stored, every stored column and no contract check (erasure works on tables
+        an older version wrote)."""
+        return io.read_stored(self.spark, self.ref(contract), version)
+
+    def version(self, contract: TableContract) -> int | None:
+        """The table's current Delta version, or None when it does not exist."""
+        return io.table_version(self.spark, self.cfg, contract)
+
+    def versions(self, contracts: Iterable[TableContract]) -> dict[str, int]:
+        """Current versions of the tables of ``contracts`` that exist, by table name."""
+        found = {c.name: self.version(c) for c in contracts}
+        return {name: version for name, version in found.items() if version is not None}
+
+    def rows_per_day(self, contract: TableContract, condition: Column | None = None) -> dict[dt.date, int]:
+        """Rows per ``dt`` matching ``condition`` (days without rows are absent; no table: empty)."""
+        if not self.exists(contract):
+            return {}
+        frame = self.read(contract)
+        if condition is not None:
+            frame = frame.where(condition)
+        return {row["dt"]: row["count"] for row in frame.groupBy("dt").count().collect()}  # one row per day
+
+    def day_rows(self, contract: TableContract, day: dt.date) -> int:
+        """Rows of the ``dt == day`` partition."""
+        return self.read_day(contract, day).count()
+
+    def dates_present(self, contract: TableContract, days: Sequence[dt.date]) -> set[dt.date]:
+        """The dates among ``days`` that have rows (no table: none)."""
+        if not self.exists(contract) or not days:
+            return set()
+        rows = self.read_days(contract, days).select("dt").distinct().collect()  # at most len(days) rows
+        return {row["dt"] for row in rows}
+
+    def latest_date_before(self, contract: TableContract, day: dt.date) -> dt.date | None:
+        """The newest ``dt`` before ``day``, or None (no earlier date, or no table yet)."""
+        if not self.exists(contract):
+            return None
+        return self.read(contract).where(F.col("dt") < _date(day)).agg(F.max("dt")).first()[0]
+
+    def rows(self, contract: TableContract, rows: Sequence[tuple]) -> DataFrame:
+        """A frame of the contract's schema holding ``rows`` (small, driver-side: audit and check rows)."""
+        return self.spark.createDataFrame(list(rows), contract.schema)
+
+    # ---------------------------------------------------------------------------------------------- writing
+
+    def ensure(self, contract: TableContract) -> io.TableRef:
+        """Create the table with its contract when it does not exist."""
+        return io.ensure_table(self.spark, self.cfg, contract)
+
+    def replace_day(self, contract: TableContract, frame: DataFrame, day: dt.date) -> None:
+        """Atomically replace the rows of date ``day``; other dates stay (rows of another date are refused)."""
+        io.replace_partition(self.spark, self.cfg, contract, frame, day)
+
+    def replace_range(self, contract: TableContract, frame: DataFrame, start: dt.date, end: dt.date) -> None:
+        """Atomically replace the rows of ``[start, end]`` in one commit; other dates stay."""
+        io.replace_date_range(self.spark, self.cfg, contract, frame, start, end)
+
+    def overwrite(self, contract: TableContract, frame: DataFrame) -> None:
+        """Replace the whole table in one commit."""
+        io.overwrite_table(self.spark, self.cfg, contract, frame)
+
+    def append(self, contract: TableContract, frame: DataFrame) -> None:
+        io.append_rows(self.spark, self.cfg, contract, frame)
+
+    def merge_new(self, contract: TableContract, frame: DataFrame, days: list[dt.date] | None = None) -> int:
+        """Insert the rows whose key is not in the table yet; returns how many (see :func:`io.merge_new_rows`)."""
+        return io.merge_new_rows(self.spark, self.cfg, contract, frame, days)
+
+    def upsert(self, contract: TableContract, frame: DataFrame) -> None:
+        """MERGE on the contract's key: matching rows replaced, new keys inserted."""
+        io.upsert_rows(self.spark, self.cfg, contract, frame)
+
+    def delete(self, contract: TableContract, condition: Column) -> int:
+        """Delete the rows matching ``condition`` (a Column of literals); returns how many."""
+        return io.delete_rows(self.spark, self.cfg, contract, condition)
+
+    # ------------------------------------------------------------------------------------------ maintenance
+
+    def file_count(self, contract: TableContract) -> int:
+        return io.table_file_count(self.spark, self.cfg, contract)
+
+    def apply_properties(self, contract: TableContract) -> dict[str, str]:
+        return io.apply_table_properties(self.spark, self.cfg, contract)
+
+    def optimize(self, contract: TableContract, zorder_by: Sequence[str] = ()) -> tuple[int, int]:
+        return io.optimize_table(self.spark, self.cfg, contract, zorder_by)
+
+    def vacuum(self, contract: TableContract, retention_hours: int) -> bool:
+        """VACUUM with ``retention_hours``; False when the table does not exist."""
+        return io.vacuum_with_retention(self.spark, self.cfg, contract, retention_hours)

@@ -1,0 +1,189 @@
+"""The score task: the champion scores the date's features, the portrait is published, then the BI tables.
+
+Models come from the MLflow registry (``models:/<name>@champion``); a target without a champion is trained
+first when ``model.daily_training`` allows (a fresh workspace's first run), so the task never depends on the
+weekly training having run once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+
+from portrait import audit
+from portrait.config import Config
+from portrait.lakehouse import Lakehouse
+from portrait.model import tracking
+from portrait.model.explain import Explanation, reason_codes
+from portrait.model.scoring import SCORE, score
+from portrait.privacy import pseudonym_key
+from portrait.publish.assemble import (
+    CHURN_REASON_CODES,
+    CHURN_SCORE,
+    PortraitLineage,
+    assemble_portrait,
+    cut_points,
+    with_user_attributes,
+)
+from portrait.schemas import USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT, USERS
+from portrait.stages import bi, features
+from portrait.stages.base import input_versions, timed
+from portrait.stages.publish import check_tag_registry, publish_portrait
+from portrait.stages.train import (
+    CHURN_TARGET,
+    PURCHASE_TARGET,
+    TrainingResult,
+    target_config,
+    targets_to_train,
+    train_targets,
+)
+
+log = logging.getLogger(__name__)
+
+JOB = "score"
+# The tables a scoring run writes and records: replay reads its features and rollups at these versions.
+OUTPUT_TABLES = (USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A model the portrait is scored with, and what the rows record about it."""
+
+    model: PipelineModel
+    run_id: str
+    version: str | None = None
+    explanation: Explanation | None = None
+    uri: str | None = None
+
+
+@dataclass
+class ScoreResult:
+    """What a score task did."""
+
+    scorer: Scorer
+    portrait_rows: int
+    feature_rows: int
+    bi_rows: dict[str, int]
+    report: str
+    input_versions: dict[str, int]  # what the portrait rows name
+    trained: dict[str, TrainingResult] = field(default_factory=dict)
+
+
+def load_scorer(model_uri: str) -> Scorer:
+    """A logged model (``runs:/…`` or ``models:/…``) with its run, registry version and explanation."""
+    version = tracking.registered_version_of(model_uri)
+    # An alias is resolved once: a promotion running meanwhile cannot mix two versions in one portrait.
+    pinned = model_uri if version is None else f"models:/{tracking.model_name_of(model_uri)}/{version}"
+    return Scorer(tracking.load_model(pinned), tracking.run_id_of(pinned), version,
+                  tracking.load_explanation(pinned), model_uri)
+
+
+def scorer_after_training(cfg: Config, trained: TrainingResult | None) -> Scorer:
+    """The model to score with for ``cfg``'s target: the one just trained unless the promotion gate kept an
+    earlier champion; without training, the champion (:class:`NoModelError` when there is none)."""
+    if trained is not None and trained.promotion is None:  # not registered: the run's own model
+        return Scorer(trained.model, trained.run_id, None, trained.explanation, trained.model_uri)
+    if trained is not None and trained.promotion.promoted:
+        return Scorer(trained.model, trained.run_id, str(trained.promotion.challenger_version),
+                      trained.explanation, tracking.champion_model_uri(cfg))
+    return load_scorer(tracking.champion_model_uri(cfg))
+
+
+def churn_scorer(cfg: Config, trained: TrainingResult | None = None) -> Scorer | None:
+    """The churn model the portrait's ``churn_score`` comes from, or None (churn not among ``model.targets``,
+    or no champion yet: the column stays null and a warning says why)."""
+    if CHURN_TARGET not in cfg.model.targets:
+        return None
+    try:
+        return scorer_after_training(target_config(cfg, CHURN_TARGET), trained)
+    except tracking.NoModelError as exc:
+        log.warning("portrait rows get no churn_score: %s", exc)
+        return None
+
+
+def portrait_frame(cfg: Config, day: dt.date, features_of_day: DataFrame, scorer: Scorer, churn: Scorer | None,
+                   users: DataFrame | None, versions: dict[str, int]) -> tuple[DataFrame, DataFrame]:
+    """Portrait rows of ``day`` from its feature rows, and the cached scored rows (unpersist after use)."""
+    if scorer.explanation is not None:
+        scored = features_of_day.transform(reason_codes(scorer.model, scorer.explanation, score_output=SCORE))
+    else:
+        scored = features_of_day.transform(score(scorer.model))
+    if churn is not None and churn.explanation is not None:
+        scored = scored.transform(reason_codes(churn.model, churn.explanation, output=CHURN_REASON_CODES,
+                                               score_output=CHURN_SCORE))
+    elif churn is not None:
+        scored = scored.transform(score(churn.model, CHURN_SCORE))
+    scored = scored.transform(with_user_attributes(users)).cache()  # read twice: cut points, then the assembly
+    lineage = PortraitLineage(tracking.registered_name(cfg), scorer.run_id, scorer.version,
+                              None if churn is None else churn.run_id, tuple(sorted(versions.items())))
+    assemble = assemble_portrait(day, cut_points(scored), lineage, pseudonym_key(), tags=cfg.tags,
+                                 high_refund_rate=cfg.features.high_refund_rate)
+    return scored.transform(assemble), scored
+
+
+def input_frame(lake: Lakehouse, contract, versions: dict[str, int]) -> DataFrame | None:
+    """A table as of its recorded version; None when the run did not read it (an absent optional table)."""
+    if contract.name not in versions:
+        return None
+    return lake.read(contract, version=versions[contract.name])
+
+
+def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer, churn: Scorer | None = None,
+                   versions: dict[str, int] | None = None) -> int:
+    """Score the users of ``day`` and publish the ``user_portrait`` partition of ``day``; returns its rows.
+
+    Missing features of ``day`` are computed first. With the model's explanation every row gets its reason
+    codes; without, an empty list. ``churn`` fills ``churn_score`` (else null). ``versions`` are the input
+    table versions the run records (read at its start; default: now); the rows name them and the ``users``
+    attributes are read at that version. The rows are published only when they pass the quality gate
+    (:func:`portrait.stages.publish.publish_portrait`); otherwise
+    :class:`portrait.publish.quality.QualityGateFailed` is raised and the table is unchanged.
+    """
+    check_tag_registry(lake)
+    features.ensure(lake, [day])
+    versions = input_versions(lake) if versions is None else versions
+    rows, scored = portrait_frame(lake.cfg, day, lake.read_day(USER_FEATURES, day), scorer, churn,
+                                  input_frame(lake, USERS, versions), versions)
+    try:
+        publish_portrait(lake, day, rows)  # quality gate, atomic write, tag changes
+    finally:
+        scored.unpersist()
+    return lake.day_rows(USER_PORTRAIT, day)
+
+
+def _scorers(lake: Lakehouse, day: dt.date, model_uri: str | None) -> tuple[Scorer, Scorer | None, dict]:
+    """The purchase and churn scorers of a run, training first the targets that need it (none when
+    ``model_uri`` names the model to score with)."""
+    if model_uri is not None:
+        return load_scorer(model_uri), churn_scorer(lake.cfg), {}
+    trained = train_targets(lake, day, targets_to_train(lake.cfg))
+    scorer = scorer_after_training(lake.cfg, trained.get(PURCHASE_TARGET))
+    if PURCHASE_TARGET not in trained:
+        log.info("scoring with the champion %s (model.daily_training: %s)", scorer.uri,
+                 lake.cfg.model.daily_training)
+    return scorer, churn_scorer(lake.cfg, trained.get(CHURN_TARGET)), trained
+
+
+def run(lake: Lakehouse, day: dt.date, model_uri: str | None = None, git_commit: str | None = None) -> ScoreResult:
+    """The score task: score ``day`` with ``model_uri`` (default: the champion, trained first when there is
+    none and ``model.daily_training`` allows), publish the portrait, write the BI tables and the report;
+    recorded in ``job_runs`` as job ``score`` with the versions :func:`portrait.stages.operations.replay`
+    needs."""
+    check_tag_registry(lake)  # a bad tag definition fails now, not after training
+    pseudonym_key()  # the BI tables need it: a missing key fails now, not after training
+    with audit.recorded(lake, JOB, day, git_commit) as run:
+        run.input_versions = input_versions(lake)
+        scorer, churn, trained = _scorers(lake, day, model_uri)
+        run.mlflow_run_id = scorer.run_id
+        with timed(f"portrait {day}"):
+            rows = write_portrait(lake, day, scorer, churn, run.input_versions)
+        with timed(f"bi tables and report {day}"):
+            bi_rows = bi.write_tables(lake, day)
+            report = bi.write_report(lake, day)
+        run.rows_in, run.rows_out = lake.day_rows(USER_FEATURES, day), rows
+        run.output_versions = lake.versions(OUTPUT_TABLES)
+    return ScoreResult(scorer, rows, run.rows_in, bi_rows, str(report), run.input_versions, trained)

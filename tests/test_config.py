@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import BaseModel, TypeAdapter
+from pydantic_core import PydanticUndefined
 
-from portrait.config import ConfigError, load_config
+from portrait.config import Config, ConfigError, load_config
+from portrait.schemas import ALL_TABLES, EVENT_TYPES
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -110,3 +115,81 @@ def test_fingerprint_is_stable_and_changes_with_the_config(tmp_path):
     first = load_config(env_file, environ={}).fingerprint()
     assert first == load_config(env_file, environ={}).fingerprint()
     assert first != load_config(env_file, environ={"PORTRAIT__MODEL__SEED": "1"}).fingerprint()
+
+
+# --------------------------------------------------------------------------- defaults live in the typed sections
+
+
+def restated_defaults(data: Mapping, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted keys of ``data`` whose value equals the typed default of ``model``'s field (sections recursed)."""
+    restated = []
+    for key, value in data.items():
+        name = next((n for n, f in model.model_fields.items() if (f.alias or n) == key), key)
+        field = model.model_fields[name]
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel) and isinstance(value, Mapping):
+            restated += restated_defaults(value, section, f"{prefix}{key}.")
+            continue
+        default = field.get_default(call_default_factory=True)
+        if default is not PydanticUndefined and TypeAdapter(field.annotation).validate_python(value) == default:
+            restated.append(f"{prefix}{key}")
+    return restated
+
+
+def test_base_sets_only_what_differs_from_the_typed_defaults():
+    base = yaml.safe_load((CONF / "base.yml").read_text(encoding="utf-8"))
+    assert restated_defaults(base, Config) == [], "conf/base.yml restates these defaults; remove them"
+
+
+def test_the_restated_default_check_compares_typed_values():
+    data = {"model": {"max_iter": 100, "seed": 1, "tuning": {"reg_params": [0.01, 0.1]}},
+            "features": {"price_tier_edges": [1 / 3, 2 / 3], "top_k": 6},
+            "lakehouse": {"schema": None}, "ingest": {"min_event_date": "2000-01-01"}, "time_zone": "UTC"}
+    assert restated_defaults(data, Config) == [
+        "model.max_iter", "model.tuning.reg_params", "features.price_tier_edges", "lakehouse.schema",
+        "ingest.min_event_date"]
+
+
+def test_table_names_default_to_the_contract_names(tmp_path):
+    env_file = _write(tmp_path, BASE, ENV)
+    cfg = load_config(env_file, environ={"PORTRAIT__TABLES__USER_PORTRAIT": "portrait_v2"})
+    assert {name: getattr(cfg.tables, name) for name in ALL_TABLES} == {
+        **{name: name for name in ALL_TABLES}, "user_portrait": "portrait_v2"}
+    assert set(cfg.tables.model_dump()) == set(ALL_TABLES)
+    assert all(hasattr(cfg.tables, name) for name in ALL_TABLES) and not hasattr(cfg.tables, "nope")
+
+
+def test_a_table_key_that_is_no_contract_is_unknown(tmp_path):
+    env_file = _write(tmp_path, BASE, ENV + "tables:\n  clickstreem: events\n")
+    with pytest.raises(ConfigError, match=r"local\.yml: key 'tables\.clickstreem': unknown key"):
+        load_config(env_file, environ={})
+
+
+def test_clusters_register_models_in_unity_catalog_beside_their_tables():
+    for name in ("dev", "prod"):
+        cfg = load_config(CONF / f"{name}.yml", environ={})
+        assert cfg.mlflow.registry_uri == "databricks-uc"
+        assert (cfg.mlflow.model_catalog, cfg.mlflow.model_schema) == (cfg.lakehouse.catalog, cfg.lakehouse.schema_name)
+    local = load_config(CONF / "local.yml", environ={}).mlflow
+    assert (local.registry_uri, local.model_catalog, local.model_schema) == (None, None, None)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("mlflow:\n  model_catalog: main\n", "set both model_catalog and model_schema"),
+    ("mlflow:\n  model_schema: portrait\n", "set both model_catalog and model_schema"),
+    ("mlflow:\n  model_catalog: main\n  model_schema: \"a.b\"\n", r"key 'mlflow\.model_schema'.*plain SQL identifier"),
+])
+def test_model_catalog_and_schema_are_identifiers_set_together(tmp_path, extra, message):
+    env_file = _write(tmp_path, BASE, ENV + extra)
+    with pytest.raises(ConfigError, match=message):
+        load_config(env_file, environ={})
+
+
+def test_a_mapping_extends_its_typed_default_key_by_key(tmp_path):
+    extra = "ingest:\n  generic:\n    event_types: {click: view}\n    mapping: {brand: null, user_id: uid}\n"
+    env_file = _write(tmp_path, BASE, ENV + extra)
+    cfg = load_config(env_file, environ={"PORTRAIT__FEATURES__AFFINITY_WEIGHTS__SEARCH": "0.5"})
+    assert cfg.ingest.generic.event_types == {**{t: t for t in EVENT_TYPES}, "click": "view"}
+    assert cfg.ingest.generic.mapping["brand"] is None and cfg.ingest.generic.mapping["user_id"] == "uid"
+    assert cfg.ingest.generic.mapping["event_time"] == "event_time"
+    assert cfg.features.affinity_weights == {"view": 1.0, "cart": 3.0, "fav": 2.0, "buy": 5.0, "search": 0.5}

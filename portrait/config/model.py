@@ -1,0 +1,115 @@
+"""The propensity and churn models: training, tuning, and where MLflow tracks runs and registers models."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from portrait.config.base import _Section, check_identifier
+
+
+class TuningConfig(_Section):
+    """Hyper-parameter search over the Pipeline (off by default: every candidate is a full fit)."""
+
+    enabled: bool = False
+    method: Literal["train_validation_split", "cross_validation"] = "train_validation_split"
+    folds: int = Field(3, ge=2, le=20, description="cross_validation: number of folds.")
+    train_ratio: float = Field(0.75, gt=0.0, lt=1.0, description="train_validation_split: share that fits.")
+    parallelism: int = Field(1, ge=1, le=64, description="Candidate models fitted at the same time.")
+    reg_params: list[float] = Field(default_factory=lambda: [0.01, 0.1], min_length=1)
+    elastic_net_params: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+    selected_text_features: list[int] = Field(default_factory=lambda: [300], min_length=1)
+
+    @field_validator("reg_params", "elastic_net_params")
+    @classmethod
+    def _ranges(cls, value: list[float], info) -> list[float]:
+        upper = 1.0 if info.field_name == "elastic_net_params" else float("inf")
+        bad = [v for v in value if not 0.0 <= v <= upper]
+        if bad:
+            raise ValueError(f"values {bad} out of range [0, {upper}]")
+        return value
+
+    @field_validator("selected_text_features")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value):
+            raise ValueError(f"numbers of selected text features must be >= 1, got {value}")
+        return value
+
+
+class ModelConfig(_Section):
+    """Propensity model: label, training snapshots and Spark ML pipeline parameters."""
+
+    name: str = "purchase_propensity"
+    label_horizon_days: int = Field(7, ge=1, le=90)
+    training_snapshots: int = Field(3, ge=1, le=52)
+    snapshot_step_days: int = Field(7, ge=1, le=90)
+    hashing_features: int = Field(1 << 14, ge=16, le=1 << 22)
+    idf_min_doc_freq: int = Field(3, ge=0)
+    selected_text_features: int = Field(300, ge=1)
+    reg_param: float = Field(0.01, ge=0.0)
+    elastic_net_param: float = Field(0.0, ge=0.0, le=1.0)
+    max_iter: int = Field(100, ge=1, le=10_000)
+    seed: int = 42
+    class_weights: bool = Field(
+        False, description="Weight rows by inverse label frequency (LogisticRegression weightCol)."
+    )
+    promotion_margin: float = Field(
+        0.0, ge=0.0, le=1.0, description="Champion alias moves when challenger AUC >= champion AUC + margin."
+    )
+    vocabulary_tokens: int = Field(
+        5000, ge=0, le=100_000, description="Most frequent training tokens mapped back to hashed text terms."
+    )
+    split: Literal["time", "user_hash"] = Field(
+        "time", description="time: newest snapshot is the test set; user_hash: a hash of user_id picks test users."
+    )
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="user_hash split: share of users held out.")
+    tuning: TuningConfig = TuningConfig()
+    targets: list[Literal["purchase", "churn"]] = Field(
+        default_factory=lambda: ["purchase", "churn"], min_length=1,
+        description="Label definitions trained per run, one MLflow experiment and registered model each; "
+                    "the portrait's purchase_propensity comes from 'purchase', churn_score from 'churn'.",
+    )
+    churn_horizon_days: int = Field(30, ge=1, le=180, description="churn: no activity in (D, D + horizon].")
+    daily_training: Literal["always", "if_no_champion", "never"] = Field(
+        "if_no_champion",
+        description="always: every scoring run trains first (and the promotion gate decides); if_no_champion: "
+                    "it scores with the champion and trains only when none exists (a fresh workspace's first "
+                    "run) or it is marked for retraining; never: it fails without a champion. The weekly "
+                    "training job trains.",
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _purchase_first(cls, value: list[str]) -> list[str]:
+        if value[0] != "purchase" or len(set(value)) != len(value):
+            raise ValueError(f"targets must start with 'purchase' and not repeat, got {value}")
+        return value
+
+
+class MlflowConfig(_Section):
+    """Where runs and models are tracked."""
+
+    tracking_uri: str
+    experiment: str = "portrait"
+    artifact_location: str | None = Field(
+        None, description="Artifact root for a new experiment; a local folder or a URI."
+    )
+    register_model: bool = True
+    registry_uri: str | None = Field(
+        None, description="Model registry URI; None: the tracking server's. databricks-uc: Unity Catalog.")
+    model_catalog: str | None = Field(
+        None, description="Catalog of registered models (Unity Catalog names are catalog.schema.model).")
+    model_schema: str | None = Field(None, description="Schema of registered models; set with model_catalog.")
+
+    @field_validator("model_catalog", "model_schema")
+    @classmethod
+    def _identifier(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if value is None else check_identifier(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> MlflowConfig:
+        if (self.model_catalog is None) != (self.model_schema is None):
+            raise ValueError("set both model_catalog and model_schema (three-level model names) or neither")
+        return self

@@ -40,7 +40,7 @@ RUN_DATE = dt.date(2026, 11, 20)
 
 
 def _numeric(frame) -> np.ndarray:
-    from portrait.features.behaviour import LOOKBACK_DAYS
+    from portrait.features.dates import LOOKBACK_DAYS
     from portrait.model.pipeline import COUNT_FEATURES
 
     counts = np.log1p(frame[list(COUNT_FEATURES)].astype("float64").fillna(0.0).to_numpy())

@@ -53,7 +53,7 @@ import pandas as pd
 import pyarrow as pa
 
 from portrait.config import FeaturesConfig
-from portrait.features.behaviour import LOOKBACK_DAYS
+from portrait.features.dates import LOOKBACK_DAYS
 from portrait.features.text import TEXT_EVENT_TYPES, _segment_series
 from portrait.schemas import COUNTED_EVENTS, DAYPARTS, USER_FEATURES, WINDOWS_DAYS
 

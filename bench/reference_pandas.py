@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from portrait.config import FeaturesConfig, ModelConfig
-from portrait.features.behaviour import LOOKBACK_DAYS
+from portrait.features.dates import LOOKBACK_DAYS
 from portrait.features.text import TEXT_EVENT_TYPES, _segment_series
 from portrait.schemas import COUNTED_EVENTS, DAYPARTS, USER_FEATURES, WINDOWS_DAYS
 

@@ -29,7 +29,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from portrait.config import FeaturesConfig
-from portrait.features.behaviour import Transformation
+from portrait.features.dates import Transformation
 from portrait.features.text import TEXT_EVENT_TYPES, segment_text
 from portrait.schemas import DAYPARTS, USER_DAILY_ACTIVITY
 

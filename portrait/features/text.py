@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from portrait.features.behaviour import Transformation
+from portrait.features.dates import Transformation
 
 # Words that carry no interest signal in either language.
 STOP_WORDS = frozenset({

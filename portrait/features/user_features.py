@@ -7,7 +7,7 @@ import datetime as dt
 from pyspark.sql import DataFrame
 
 from portrait.config import FeaturesConfig
-from portrait.features.behaviour import LOOKBACK_DAYS
+from portrait.features.dates import LOOKBACK_DAYS
 from portrait.features.rollups import daily_activity
 from portrait.features.windows import features_from_rollups
 

@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from portrait.config import FeaturesConfig
-from portrait.features.behaviour import LOOKBACK_DAYS, Transformation
+from portrait.features.dates import LOOKBACK_DAYS, Transformation
 from portrait.schemas import COUNTED_EVENTS, DAYPARTS, USER_FEATURES, WINDOWS_DAYS
 
 

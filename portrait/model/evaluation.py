@@ -27,10 +27,9 @@ from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from portrait.features.behaviour import Transformation
-from portrait.model.scoring import SCORE
+from portrait.features.dates import Transformation
+from portrait.model.scoring import QUANTILE_RELATIVE_ERROR, SCORE, rank_against
 from portrait.model.training import LABEL
-from portrait.publish.assemble import QUANTILE_RELATIVE_ERROR, rank_against
 
 RANDOM_BASELINE = "baseline_random"
 RFM_BASELINE = "baseline_rfm"

@@ -41,7 +41,7 @@ from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from portrait.features.behaviour import LOOKBACK_DAYS, Transformation
+from portrait.features.dates import LOOKBACK_DAYS, Transformation
 from portrait.model.pipeline import (
     CATEGORICAL_FEATURES,
     COUNT_FEATURES,

@@ -61,7 +61,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from portrait.config import ModelConfig
-from portrait.features.behaviour import LOOKBACK_DAYS
+from portrait.features.dates import LOOKBACK_DAYS
 from portrait.model.training import LABEL
 from portrait.schemas import USER_FEATURES
 

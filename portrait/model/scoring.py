@@ -1,15 +1,19 @@
-"""Scoring with a fitted propensity model; evaluation lives in :mod:`portrait.model.evaluation`."""
+"""Scoring with a fitted propensity model, and ranking scores against population cut points; evaluation lives in
+:mod:`portrait.model.evaluation`."""
 
 from __future__ import annotations
 
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
-from portrait.features.behaviour import Transformation
+from portrait.features.dates import Transformation
 from portrait.model.pipeline import PROBABILITY
 
 SCORE = "purchase_propensity"
+# Relative error of the approxQuantile cut points that scores and features are ranked against.
+QUANTILE_RELATIVE_ERROR = 0.001
 
 
 def score(model: PipelineModel, output: str = SCORE) -> Transformation:
@@ -21,3 +25,11 @@ def score(model: PipelineModel, output: str = SCORE) -> Transformation:
         return scored.select(*features.columns, vector_to_array(PROBABILITY)[1].alias(output))
 
     return transform
+
+
+def rank_against(column: str, edges: list[float]) -> Column:
+    """1 + the number of edges strictly below the value: 1..len(edges)+1, ties share a rank."""
+    rank = F.lit(1)
+    for edge in edges:
+        rank = rank + F.when(F.col(column) > F.lit(float(edge)), 1).otherwise(0)
+    return rank.cast("int")

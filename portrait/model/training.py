@@ -7,7 +7,7 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from portrait.features.behaviour import Transformation
+from portrait.features.dates import Transformation
 
 LABEL = "label"
 

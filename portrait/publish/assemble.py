@@ -15,13 +15,12 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from portrait.config import TagDefinition
-from portrait.features.behaviour import Transformation
-from portrait.model.scoring import SCORE
+from portrait.features.dates import Transformation
+from portrait.model.scoring import QUANTILE_RELATIVE_ERROR, SCORE, rank_against
 from portrait.privacy import person_key
 from portrait.publish.tags import apply_tags
 from portrait.schemas import PERSON_KEY_COLUMN, USER_PORTRAIT
 
-QUANTILE_RELATIVE_ERROR = 0.001
 REASON_CODES = "reason_codes"
 CHURN_SCORE = "churn_score"
 CHURN_REASON_CODES = "churn_reason_codes"
@@ -74,14 +73,6 @@ def cut_points(scored_features: DataFrame) -> CutPoints:
     scores = [SCORE, CHURN_SCORE] if CHURN_SCORE in scored_features.columns else [SCORE]
     propensity, *churn = scored_features.approxQuantile(scores, deciles, QUANTILE_RELATIVE_ERROR)
     return CutPoints(recency, frequency, monetary, propensity, tuple(churn[0]) if churn else ())
-
-
-def rank_against(column: str, edges: list[float]) -> Column:
-    """1 + the number of edges strictly below the value: 1..len(edges)+1, ties share a rank."""
-    rank = F.lit(1)
-    for edge in edges:
-        rank = rank + F.when(F.col(column) > F.lit(float(edge)), 1).otherwise(0)
-    return rank.cast("int")
 
 
 def _rfm_segment() -> Column:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from portrait.features.behaviour import Transformation
+from portrait.features.dates import Transformation
 from portrait.privacy import noised_count, person_key
 from portrait.schemas import PERSON_KEY_COLUMN, PORTRAIT_LATEST, SEGMENT_DAILY
 

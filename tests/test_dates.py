@@ -1,4 +1,4 @@
-"""Exact tests of the date windows every feature family filters with (portrait/features/behaviour.py)."""
+"""Exact tests of the date windows every feature family filters with (portrait/features/dates.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from portrait.features.behaviour import events_until, within_days
+from portrait.features.dates import events_until, within_days
 
 D = dt.date(2024, 6, 30)
 

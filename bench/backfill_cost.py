@@ -62,10 +62,12 @@ def main() -> None:
     from conftest import make_config
     from pyspark.sql import functions as F
 
-    from portrait import io, pipeline
+    from portrait import io
     from portrait.features.user_features import build_user_features
+    from portrait.lakehouse import Lakehouse
     from portrait.schemas import CLICKSTREAM, USER_FEATURES
     from portrait.spark import get_spark
+    from portrait.stages import features, ingest, rollups
 
     root = Path(tempfile.mkdtemp(prefix="portrait-backfill-"))
     end = dt.date(2026, 11, 20)
@@ -73,7 +75,7 @@ def main() -> None:
     # The tests' configuration with production's query compilation (tests interpret: tests/conftest.py).
     source = make_config(root / "source", SPARK__OPTIONS="{}")
     spark = get_spark(source)
-    pipeline.run_generate(spark, source, end_date=end, users=args.users, days=args.days)
+    ingest.generate(Lakehouse(spark, source), end_date=end, users=args.users, days=args.days)
     events = io.read_table(spark, source, CLICKSTREAM).count()
 
     def fresh(name: str):
@@ -82,15 +84,15 @@ def main() -> None:
 
     incremental = fresh("incremental")
     started = time.perf_counter()
-    pipeline.ensure_rollups(spark, incremental, dates)
+    rollups.ensure(Lakehouse(spark, incremental), dates)
     for day in dates:
-        pipeline.run_features(spark, incremental, day, rollups_ready=True)
+        features.compute(Lakehouse(spark, incremental), day, rollups_ready=True)
     incremental_seconds = time.perf_counter() - started
 
     full = fresh("full")
     started = time.perf_counter()
     for day in dates:
-        tables = pipeline._inputs(spark, full)
+        tables = rollups.feature_inputs(Lakehouse(spark, full))
         features = build_user_features(day, full.features, tables["clickstream"], tables["orders"],
                                        tables["items"], tables["reviews"])
         io.replace_partition(spark, full, USER_FEATURES, features, day)

@@ -6,7 +6,7 @@
 On a small shop a daily run's time is not its events: it is query planning, Delta commits and the round
 trips between the Python driver and the JVM (every DataFrame and Column call is one or more). This generates
 the shop of the spark-submit tests (``--users`` × ``--days``, the small test model), then runs
-``run_daily_recorded`` (the job as scheduled) for ``--runs`` consecutive dates in one session and reports each
+``graph.run_daily`` (the job as scheduled) for ``--runs`` consecutive dates in one session and reports each
 run's seconds and its number of Py4J round trips. The first run pays the JVM's warm-up and trains the first
 model; the later ones are the steady state. ``--conf`` sets session settings over portrait's own (e.g.
 ``--conf spark.python.sql.dataFrameDebugging.enabled=true`` to measure what portrait turns off, or
@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     from conftest import FAST_MODEL, make_config
     from py4j.clientserver import ClientServerConnection
 
+    from portrait import graph
     from portrait import spark as portrait_spark
-    from portrait.pipeline import run_daily_recorded, run_generate
+    from portrait.lakehouse import Lakehouse
+    from portrait.stages import ingest
 
     round_trips = 0
     send = ClientServerConnection.send_command
@@ -69,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     last = dt.date(2026, 11, 20)
     runs = []
     try:
-        run_generate(spark, cfg, end_date=last + dt.timedelta(days=1))
+        ingest.generate(Lakehouse(spark, cfg), end_date=last + dt.timedelta(days=1))
         for k in range(args.runs):
             day = last - dt.timedelta(days=args.runs - 1 - k)
             round_trips, started = 0, time.monotonic()
-            run_daily_recorded(spark, cfg, day)
+            graph.run_daily(Lakehouse(spark, cfg), day)
             runs.append({"date": day.isoformat(), "seconds": round(time.monotonic() - started, 1),
                          "py4j_round_trips": round_trips})
     finally:

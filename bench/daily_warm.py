@@ -3,7 +3,7 @@
     .venv/bin/python bench/daily_warm.py --events 10M --workdir /tmp/portrait-scale [--runs 2] [--json FILE]
 
 Needs the build ``bench/scale.py --spark-parts build`` left for that size in ``--workdir``. Copies it (as
-``--daily-repeats`` does), starts one Spark session, then runs ``run_daily_recorded`` of D ``--runs`` times in
+``--daily-repeats`` does), starts one Spark session, then runs ``graph.run_daily`` of D ``--runs`` times in
 that session, each a full re-run of the same date (the day's rollup, features, scoring with both champions,
 portrait, BI tables, report, monitoring). The first run pays for the JVM warming up (class loading, the JIT
 compiler, code generation); the later ones show the work itself. Prints, per run, its seconds and those of
@@ -50,7 +50,8 @@ def main() -> None:
     os.environ.setdefault("PORTRAIT_PSEUDONYM_KEY", "bench-only-pseudonym-key-not-a-secret")
     built = args.workdir / f"run-{scale.label(scale.parse_count(args.events))}-spark-0"
     run_dir = scale.copy_of_build(built, "warm")
-    from portrait import pipeline
+    from portrait import graph
+    from portrait.lakehouse import Lakehouse
     from portrait.spark import get_spark
 
     stage_times = _StageTimes()
@@ -65,7 +66,7 @@ def main() -> None:
     for index in range(args.runs):
         stage_times.stages.clear()
         started = time.perf_counter()
-        pipeline.run_daily_recorded(spark, cfg, scale.END_DATE, generate_if_missing=False)
+        graph.run_daily(Lakehouse(spark, cfg), scale.END_DATE, generate_if_missing=False)
         seconds = time.perf_counter() - started
         runs.append({"run": index + 1, "seconds": round(seconds, 1),
                      "stages": [{"stage": name, "seconds": value} for name, value in stage_times.stages]})

@@ -41,8 +41,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from portrait.config import load_config
-    from portrait.ingest.load import ingest_files
+    from portrait.lakehouse import Lakehouse
     from portrait.spark import get_spark
+    from portrait.stages import ingest
+    from portrait.stages.ingest import Source
 
     root = Path(args.workdir)
     shutil.rmtree(root, ignore_errors=True)
@@ -58,7 +60,7 @@ def main() -> None:
     now = dt.datetime(2026, 11, 27, tzinfo=dt.timezone.utc)
     for label in ("first load", "re-ingest (all duplicate)"):
         started = time.monotonic()
-        report = ingest_files(spark, cfg, "taobao", str(source), now=now)
+        report = ingest.load(Lakehouse(spark, cfg), Source("taobao", str(source)), now=now)
         seconds = time.monotonic() - started
         print(report.render())
         print(f"{label}: {report.rows_read:,} rows in {seconds:.1f} s = {report.rows_read / seconds:,.0f} rows/s "

@@ -47,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PORTRAIT_PSEUDONYM_KEY", "bench-only-pseudonym-key-not-a-secret")
     from conftest import FAST_MODEL, LOCAL_CONF, config_environ, make_config, run_process
 
-    from portrait.pipeline import run_generate
+    from portrait.lakehouse import Lakehouse
     from portrait.spark import get_spark, submit_args
+    from portrait.stages import ingest
 
     # The shop's settings; SPARK__OPTIONS empty so only the mode's own --conf options differ between runs.
     shop = {"GENERATE__USERS": str(args.users), "GENERATE__DAYS": str(args.days), **FAST_MODEL, "SPARK__OPTIONS": "{}"}
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     source = root / "source"
     source_cfg = make_config(source, **shop)
     spark = get_spark(source_cfg)
-    run_generate(spark, source_cfg, end_date=RUN_DATE + dt.timedelta(days=1))
+    ingest.generate(Lakehouse(spark, source_cfg), end_date=RUN_DATE + dt.timedelta(days=1))
     spark.stop()
 
     results = []

@@ -4,7 +4,7 @@ Usage: `.venv/bin/python bench/model_vs_sklearn.py [--users 20000] [--days 60] [
 [--spark-builtin-selector]`
 
 Generates a shop (``portrait.generate``), builds the training and test sets exactly as `portrait train` does
-(:func:`portrait.pipeline.training_sets`: snapshots D-21 and D-14 train, D-7 tests), then fits
+(:func:`portrait.stages.train.training_sets`: snapshots D-21 and D-14 train, D-7 tests), then fits
 
 - Spark: the project's Pipeline (:func:`portrait.model.pipeline.build_pipeline`, configuration as in
   ``conf/local.yml``);
@@ -206,11 +206,12 @@ def main() -> None:
     from pyspark.ml.feature import ChiSqSelector
 
     from portrait.config import load_config
+    from portrait.lakehouse import Lakehouse
     from portrait.model.evaluation import evaluate_model
     from portrait.model.pipeline import MODEL_INPUT_COLUMNS, ChiSquareTopK, build_pipeline
     from portrait.model.scoring import score
-    from portrait.pipeline import run_generate, training_sets
     from portrait.spark import get_spark
+    from portrait.stages import ingest, train
 
     root = Path(args.workdir)
     reuse = args.reuse and (root / "lakehouse").exists()
@@ -228,8 +229,8 @@ def main() -> None:
         try:
             write_inputs(root / "lakehouse", args.users, args.days, cfg.generate.seed, cfg.time_zone)
         except ImportError:  # no delta-rs: the slower path every install has
-            run_generate(spark, cfg, RUN_DATE, users=args.users, days=args.days)
-    _, train, test = training_sets(spark, cfg, RUN_DATE)
+            ingest.generate(Lakehouse(spark, cfg), RUN_DATE, users=args.users, days=args.days)
+    _, train, test = train.training_sets(Lakehouse(spark, cfg), RUN_DATE)
     train, test = train.cache(), test.cache()
     rows = {"users": args.users, "days": args.days, "train_rows": train.count(), "test_rows": test.count(),
             "train_positive_rate": round(train.agg({"label": "avg"}).first()[0], 4),

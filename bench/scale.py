@@ -14,7 +14,7 @@ over the same input tables (symlinked):
   ``train purchase`` and ``train churn`` (the weekly job: point-in-time snapshots, fit, evaluation, MLflow
   logging and registration); ``portrait`` (scoring with both champions, reason codes, tags, quality gate,
   write); ``bi tables``. Then, in another fresh process, ``daily D``: the scheduled job of the next day
-  as ``portrait daily`` runs it (``pipeline.run_daily_recorded``: that day's rollup, features, scoring,
+  as ``portrait daily`` runs it (``graph.run_daily``: that day's rollup, features, scoring,
   portrait, BI tables, report, then its ``job_runs`` row and the drift and volume monitoring).
 - **duckdb**: the same ``user_features`` of D-1 by SQL straight from the raw tables' Parquet files
   (``bench/reference_duckdb.py``), written to Parquet.
@@ -244,9 +244,12 @@ def _fresh_lakehouse(data: Path, run_dir: Path) -> None:
 
 def engine_spark(data: Path, run_dir: Path, events: int, part: str) -> list[dict]:
     os.environ.setdefault("PORTRAIT_PSEUDONYM_KEY", "bench-only-pseudonym-key-not-a-secret")
-    from portrait import pipeline
+    from portrait import graph
+    from portrait.lakehouse import Lakehouse
     from portrait.schemas import USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT
     from portrait.spark import get_spark
+    from portrait.stages import bi, features, rollups, score, train
+    from portrait.stages.base import input_versions
 
     if part in ("build", "features"):
         _fresh_lakehouse(data, run_dir)
@@ -258,26 +261,26 @@ def engine_spark(data: Path, run_dir: Path, events: int, part: str) -> list[dict
     day = END_DATE - dt.timedelta(days=1)
     if part in ("build", "features"):
         with recorder.stage("rollups", tables=(lake / USER_DAILY_ACTIVITY.name,)):
-            pipeline.ensure_rollups(spark, cfg, [day])
+            rollups.ensure(Lakehouse(spark, cfg), [day])
         with recorder.stage("features", tables=(lake / USER_FEATURES.name,)):
-            pipeline.run_features(spark, cfg, day, rollups_ready=True)
+            features.compute(Lakehouse(spark, cfg), day, rollups_ready=True)
     if part == "build":
         trained = {}
         for target in cfg.model.targets:
             with recorder.stage(f"train {target}"):
-                trained[target] = pipeline.run_train(spark, cfg, day, target)
-        versions = pipeline._current_input_versions(spark, cfg)
+                trained[target] = train.train(Lakehouse(spark, cfg), day, target)
+        versions = input_versions(Lakehouse(spark, cfg))
         with recorder.stage("portrait", tables=(lake / USER_PORTRAIT.name,)):
-            pipeline.run_portrait(spark, cfg, day, pipeline._scorer_after_training(cfg, trained["purchase"]),
-                                  pipeline.churn_scorer(cfg, trained.get("churn")), versions)
+            score.write_portrait(Lakehouse(spark, cfg), day, score.scorer_after_training(cfg, trained["purchase"]),
+                                  score.churn_scorer(cfg, trained.get("churn")), versions)
         with recorder.stage("bi tables", events=0, tables=(lake / "portrait_latest", lake / "segment_daily")):
-            pipeline.run_bi_tables(spark, cfg, day)
+            bi.write_tables(Lakehouse(spark, cfg), day)
         purchase = trained["purchase"]
         recorder.stages.append({"stage": "metrics", "auc_roc_purchase": round(purchase.metrics["auc_roc"], 4),
                                 "train_rows": purchase.train_rows})
     elif part == "daily":
         with recorder.stage(f"daily {END_DATE}", tables=(lake / USER_PORTRAIT.name,)):
-            pipeline.run_daily_recorded(spark, cfg, END_DATE, generate_if_missing=False)
+            graph.run_daily(Lakehouse(spark, cfg), END_DATE, generate_if_missing=False)
     recorder.memory.close()
     spark.stop()
     return recorder.stages

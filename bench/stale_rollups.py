@@ -38,28 +38,29 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     args = parser.parse_args()
 
-    from portrait import pipeline
     from portrait.config import load_config
+    from portrait.lakehouse import Lakehouse, between_days
     from portrait.schemas import USER_DAILY_ACTIVITY
     from portrait.spark import get_spark
+    from portrait.stages import ingest, rollups
 
     root = Path(tempfile.mkdtemp(prefix="stale-rollups-"))
     cfg = load_config(REPO / "conf" / "local.yml", environ={
         "PORTRAIT__LAKEHOUSE__PATH": str(root / "lakehouse"),
         "PORTRAIT__MLFLOW__TRACKING_URI": f"sqlite:///{root}/mlflow.db"})
     spark = get_spark(cfg)
-    pipeline.run_generate(spark, cfg, end_date=RUN_DATE, users=args.users, days=args.days)
+    ingest.generate(Lakehouse(spark, cfg), end_date=RUN_DATE, users=args.users, days=args.days)
     started = time.perf_counter()
-    pipeline.ensure_rollups(spark, cfg, [RUN_DATE])
+    rollups.ensure(Lakehouse(spark, cfg), [RUN_DATE])
     print(f"{args.users} users, {args.days} days: every day rolled up in {time.perf_counter() - started:.1f} s")
     lookback = (RUN_DATE - dt.timedelta(days=90), RUN_DATE)
     rows = {
-        "ensure_rollups, nothing stale": lambda: pipeline.ensure_rollups(spark, cfg, [RUN_DATE], refresh=False),
-        "read the records (rollup_inputs)": lambda: pipeline._recorded_rollup_inputs(spark, cfg, *lookback),
-        "count rollup rows per day (replaced)": lambda: pipeline._rows_per_day(
-            spark, cfg, USER_DAILY_ACTIVITY, *lookback),
-        "append one record": lambda: pipeline._record_rollup_inputs(
-            spark, cfg, {RUN_DATE: (1, 1, 1, 1)}, dt.datetime.now(dt.timezone.utc)),
+        "ensure_rollups, nothing stale": lambda: rollups.ensure(Lakehouse(spark, cfg), [RUN_DATE], refresh=False),
+        "read the records (rollup_inputs)": lambda: rollups.recorded_inputs(Lakehouse(spark, cfg), *lookback),
+        "count rollup rows per day (replaced)": lambda: Lakehouse(spark, cfg).rows_per_day(
+            USER_DAILY_ACTIVITY, between_days(*lookback)),
+        "append one record": lambda: rollups.record_inputs(
+            Lakehouse(spark, cfg), {RUN_DATE: (1, 1, 1, 1)}, dt.datetime.now(dt.timezone.utc)),
     }
     print("| step | runs (s) | median (s) |\n|---|---|---|")
     for name, action in rows.items():

@@ -13,18 +13,17 @@ from pathlib import Path
 from portrait import erasure, graph
 from portrait.cli import EXIT_REJECTED, EXIT_USAGE, yesterday
 from portrait.config import Config, ConfigError, load_config
-from portrait.ingest.formats import SourceLayoutError
-from portrait.ingest.load import IngestError, QuarantineThresholdError
-from portrait.io import (
+from portrait.faults import (
     ConcurrentWriteError,
     CorruptTableError,
     LakehouseWriteError,
-    SchemaMismatchError,
-    SourceFileError,
-    TableNotFoundError,
     raise_storage_problem,
     storage_problem,
 )
+from portrait.files import SourceFileError
+from portrait.ingest.formats import SourceLayoutError
+from portrait.ingest.report import IngestError, QuarantineThresholdError
+from portrait.io import SchemaMismatchError, TableNotFoundError
 from portrait.lakehouse import Lakehouse
 from portrait.model.tracking import NoModelError, TrackingUnavailableError
 from portrait.privacy import PseudonymKeyError

@@ -96,7 +96,8 @@ def _summarise(summary: RunSummary, outcomes: dict[str, object]) -> None:
     summary.generated = bool(outcomes["ingest"].generated)
     summary.feature_rows, summary.portrait_rows = outcomes["features"], scored.portrait_rows
     summary.report_path, summary.scored_with = scored.report, scored.scorer.uri
-    summary.breaches = sum(1 for row in outcomes["monitor"] if row.breached)
+    if outcomes["monitor"]:  # no checks when monitoring is off
+        summary.breaches = sum(1 for row in outcomes["monitor"] if row.breached)
     training = scored.trained.get(train.PURCHASE_TARGET)
     for target, other in scored.trained.items():
         if target != train.PURCHASE_TARGET:

@@ -1,4 +1,4 @@
-"""Reading and writing the lakehouse: the only module that touches storage.
+"""The Delta mechanics behind the lakehouse catalog (:mod:`portrait.lakehouse`), which is what stages use.
 
 Tables live either as folders of a local or object-store directory (``lakehouse.path``) or as tables of a
 metastore schema (``lakehouse.catalog``/``lakehouse.schema``). Every read checks the stored schema against
@@ -18,10 +18,10 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from portrait.config import Config
+from portrait.faults import ConcurrentWriteError, CorruptTableError, raise_storage_problem, retrying_conflicts
 from portrait.schemas import TableContract
 
 
@@ -31,10 +31,6 @@ class TableNotFoundError(LookupError):
 
 class SchemaMismatchError(ValueError):
     """A stored table does not match its contract; the message names the table and the column."""
-
-
-class SourceFileError(ValueError):
-    """An input file cannot be found or read; the message names the file or path and what to do."""
 
 
 @dataclass(frozen=True)
@@ -289,43 +285,6 @@ def merge_new_rows(spark: SparkSession, cfg: Config, contract: TableContract, fr
     return int(metrics["num_inserted_rows"])
 
 
-def _load_files(spark: SparkSession, path: str, what: str, load) -> DataFrame:
-    try:
-        return load()
-    except AnalysisException as exc:
-        reason = str(exc).splitlines()[0]
-        raise SourceFileError(f"cannot read {what} at {path}: {reason}. Check the path (a file, a glob or a "
-                              f"folder of files) and that this machine can read it.") from None
-
-
-def read_text_files(spark: SparkSession, path: str) -> DataFrame:
-    """The lines of the file(s) at ``path`` (file, glob or folder; .gz allowed), as UTF-8 text.
-
-    Columns: ``value`` (the line, without line break) and ``source_file`` (full URI of its file). Bytes that
-    are not UTF-8 arrive unchanged (``is_valid_utf8`` finds them). Raises :class:`SourceFileError` naming
-    the path when nothing is there.
-    """
-    frame = _load_files(spark, path, "text files",
-                        lambda: spark.read.format("text").schema("value STRING").load(path))
-    return frame.select("value", F.col("_metadata.file_path").alias("source_file"))
-
-
-def read_csv_header(spark: SparkSession, path: str, delimiter: str) -> list[str]:
-    """The column names in the header line of the (first) CSV file at ``path``; only that line is read."""
-    reader = spark.read.option("header", "true").option("sep", delimiter).option("inferSchema", "false")
-    return _load_files(spark, path, "CSV files", lambda: reader.csv(path)).columns
-
-
-def read_parquet_files(spark: SparkSession, path: str) -> DataFrame:
-    """The records of the Parquet file(s) at ``path`` with ``source_file``; schemas of several files merged.
-
-    Parquet files carry their own schema, so none is imposed here; the caller checks the columns it needs.
-    """
-    frame = _load_files(spark, path, "Parquet files",
-                        lambda: spark.read.option("mergeSchema", "true").parquet(path))
-    return frame.select("*", F.col("_metadata.file_path").alias("source_file"))
-
-
 def append_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame: DataFrame) -> TableRef:
     """Append ``frame`` (conformed to the contract) to the table in one commit."""
     ref = ensure_table(spark, cfg, contract)
@@ -404,108 +363,7 @@ def vacuum_table(spark: SparkSession, cfg: Config, contract: TableContract, rete
     table.vacuum()
 
 
-# ------------------------------------------------------------------ faults, erasure (docs/SECURITY.md)
-
-
-class LakehouseWriteError(OSError):
-    """The lakehouse storage refused a write (permissions, not a directory, full); nothing was committed."""
-
-
-class CorruptTableError(RuntimeError):
-    """A table's transaction log cannot be read; the message names the table and the log file."""
-
-
-class ConcurrentWriteError(RuntimeError):
-    """Another job kept committing to the same table while this one retried; nothing of this write committed."""
-
-
-_CONFLICT_ATTEMPTS = 4
-_STORAGE_REFUSALS = ("Permission denied", "AccessDenied", "Access Denied", "Not a directory",
-                     "is not a directory", "No space left", "Read-only file system", "DELTA_CANNOT_CREATE_LOG_PATH",
-                     "Mkdirs failed", "Disk quota exceeded", "QuotaExceeded")
-
-
-def storage_problem(exc: BaseException) -> str | None:
-    """'corrupt' when ``exc`` comes from an unreadable transaction log, 'refused' when the storage refused a
-    write, else None. Looks at the whole (Java) message, so it works wherever Spark raised it."""
-    text = str(exc)
-    if "_delta_log" in text and any(s in text for s in (
-            "FAILED_READ_FILE", "ChecksumException", "JsonParseException", "Unrecognized token",
-            "DELTA_LOG_FILE_NOT_FOUND", "DELTA_VERSIONS_NOT_CONTIGUOUS", "MismatchedInputException",
-            "DELTA_STATE_RECOVER_ERROR", "Unexpected character")):
-        return "corrupt"
-    if any(s in text for s in _STORAGE_REFUSALS) or ("FileAlreadyExistsException" in text
-                                                     and "not a directory" in text.lower()):
-        return "refused"
-    return None
-
-
-def _first_line_with(text: str, *needles: str) -> str:
-    for line in text.splitlines():
-        if any(n in line for n in needles):
-            return line.strip()[:300]
-    return text.splitlines()[0][:300] if text else ""
-
-
-def raise_storage_problem(exc: BaseException, where: TableRef | str) -> None:
-    """Re-raise ``exc`` as :class:`CorruptTableError` / :class:`LakehouseWriteError` with a clear message
-    naming the table and what to do; return (do nothing) when it is another kind of error."""
-    kind = storage_problem(exc)
-    table = f"table '{where.contract.name}' at {where}" if isinstance(where, TableRef) else str(where)
-    text = str(exc)
-    if kind == "corrupt":
-        detail = _first_line_with(text, "_delta_log")
-        raise CorruptTableError(
-            f"{table}: its transaction log (_delta_log) cannot be read ({detail}). "
-            "Nothing was written. Restore the damaged log file from a backup or the storage's versioning; "
-            "do not delete the table: its data files are intact."
-        ) from None
-    if kind == "refused":
-        detail = _first_line_with(text, *_STORAGE_REFUSALS, "FileAlreadyExistsException")
-        raise LakehouseWriteError(
-            f"cannot write {table}: the storage refused it ({detail}). Nothing was "
-            "committed: the table is as it was. Check that the lakehouse path is writable by this job and "
-            "has free space, then re-run."
-        ) from None
-
-
-def _is_conflict(exc: BaseException) -> bool:
-    from delta.exceptions import DeltaConcurrentModificationException
-
-    text = str(exc)
-    return isinstance(exc, DeltaConcurrentModificationException) or any(
-        s in text for s in ("ConcurrentAppendException", "ConcurrentDeleteReadException",
-                            "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
-                            "MetadataChangedException", "ProtocolChangedException", "DELTA_CONCURRENT_",
-                            "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED"))
-
-
-def retrying_conflicts(action, contract: TableContract, attempts: int = _CONFLICT_ATTEMPTS):
-    """Run ``action`` (one idempotent Delta commit) again when another writer committed first.
-
-    Raises :class:`ConcurrentWriteError` naming the table after ``attempts`` conflicts in a row.
-    """
-    import logging
-    import time
-
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except Exception as exc:
-            if not _is_conflict(exc):
-                raise
-            if attempt == attempts:
-                raise ConcurrentWriteError(
-                    f"table '{contract.name}': another job committed to the same data {attempts} times while "
-                    "this one retried; nothing of this write was committed. Make sure only one run per date "
-                    "runs at a time (max_concurrent_runs: 1), then re-run."
-                ) from exc
-            logging.getLogger(__name__).warning(
-                "table %s: concurrent commit (%s), retrying (%d/%d)", contract.name,
-                type(exc).__name__, attempt, attempts - 1)
-            time.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")
-
+# --------------------------------------------------------------------------- erasure (docs/SECURITY.md)
 
 def delete_rows(spark: SparkSession, cfg: Config, contract: TableContract, condition: Column) -> int:
     """Delete the rows matching ``condition`` in one Delta commit (none when nothing matches); returns how many.
@@ -586,54 +444,6 @@ def upsert_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame
      .whenMatchedUpdateAll()
      .whenNotMatchedInsertAll()
      .execute())
-
-
-EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
-
-
-def write_single_file(frame: DataFrame, path: str, file_format: str) -> Path:
-    """Write ``frame`` as ONE csv (with header) or parquet file at local ``path``, in the frame's row order.
-
-    Spark writes a folder of part files, so the rows are written with one task into a staging folder beside
-    ``path`` and its single part file is renamed onto ``path``: a reader never sees a half-written file, and
-    an existing file is replaced only when the new one is complete. Array columns are written as text joined
-    by ``|`` in CSV (CSV has no arrays).
-    """
-    import shutil
-    import tempfile
-
-    if file_format not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {file_format!r}; use one of {', '.join(EXPORT_FORMATS)}")
-    target = Path(path).expanduser().resolve()
-    if target.is_dir():
-        raise SourceFileError(f"cannot write the export to {target}: it is a folder; give a file name")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if file_format == "csv":
-        frame = frame.select(*[
-            F.array_join(F.col(f.name), "|").alias(f.name) if isinstance(f.dataType, T.ArrayType) else F.col(f.name)
-            for f in frame.schema.fields])
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        writer = frame.coalesce(1).write.mode("overwrite")
-        if file_format == "csv":
-            writer.option("header", "true").csv(str(staging / "out"))
-        else:
-            writer.parquet(str(staging / "out"))
-        (part,) = sorted((staging / "out").glob(f"part-*.{file_format}*"))
-        part.replace(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def write_text_file(path: str | Path, text: str) -> Path:
-    """Write a UTF-8 text file (a report) atomically: a temporary file beside it, then a rename."""
-    target = Path(path).expanduser().resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(target)
-    return target
 
 
 def register_tables(spark: SparkSession, cfg: Config, database: str,

@@ -14,12 +14,14 @@ import importlib
 import json
 import re
 from collections.abc import Iterator
+from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from portrait import graph
 from portrait.cli import _build_parser
 from portrait.config import load_config
 
@@ -274,6 +276,23 @@ def test_wheel_task_config_loads_with_the_cluster_environment(bundle, target):
         }
         cfg = load_config(args.conf, environ=environ)
         assert cfg.environment == target, f"{where}: {args.conf} is not the {target} configuration"
+
+
+def _task_order(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job's tasks in an order the platform may run them (each after the tasks it depends on)."""
+    tasks = {task["task_key"]: task for task in job["tasks"]}
+    order = TopologicalSorter({key: [d["task_key"] for d in task.get("depends_on", [])] for key, task in tasks.items()})
+    return [tasks[key] for key in order.static_order()]
+
+
+def test_the_bundle_schedules_exactly_the_graph_portrait_daily_runs(bundle):
+    jobs = bundle["resources"]["jobs"]
+    for job_key, tasks in (("portrait_daily", graph.DAILY), ("portrait_weekly_training", graph.WEEKLY)):
+        ordered = _task_order(jobs[job_key])
+        assert tuple(t["task_key"] for t in ordered) == tasks
+        # Each task runs the CLI command of its own name: the stage entry point the graph calls for it.
+        assert [t["python_wheel_task"]["parameters"][0] for t in ordered] == list(tasks)
+    assert set(graph.TASKS) == {*graph.DAILY, *graph.WEEKLY}
 
 
 def test_job_clusters_are_defined_once_and_used(bundle):

@@ -20,7 +20,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import cli, io, privacy
+from portrait import cli, faults, io, privacy
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.schemas import CLICKSTREAM, USER_PORTRAIT
@@ -129,7 +129,7 @@ def test_two_runs_of_the_same_date_at_once_leave_exactly_one_copy(spark, tmp_pat
         for thread in threads:
             thread.join(timeout=300)
         for exc in errors:
-            assert isinstance(exc, io.ConcurrentWriteError), f"round {round_number}: unclear failure {exc!r}"
+            assert isinstance(exc, faults.ConcurrentWriteError), f"round {round_number}: unclear failure {exc!r}"
         assert len(errors) < 2, f"round {round_number}: both runs failed"
         stored = io.read_table(spark, cfg, USER_PORTRAIT)
         runs = {r[0] for r in stored.select("model_run_id").distinct().collect()}
@@ -145,7 +145,7 @@ def test_a_lakehouse_path_that_cannot_be_created_is_a_clear_error(spark, tmp_pat
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     cfg = make_config(tmp_path, LAKEHOUSE__PATH=str(blocker / "lakehouse"))
-    with pytest.raises(io.LakehouseWriteError, match=r"cannot write table 'user_portrait' at .*writable"):
+    with pytest.raises(faults.LakehouseWriteError, match=r"cannot write table 'user_portrait' at .*writable"):
         io.replace_partition(spark, cfg, USER_PORTRAIT, portrait_rows(spark, ["u1"]), DAY)
     assert blocker.read_text() == "not a directory"
 
@@ -159,7 +159,7 @@ def test_a_refused_partition_write_commits_nothing_and_keeps_published_dates(spa
     # The partition folder of the next date cannot be created: a file is in the way (as a full or read-only
     # volume would refuse it; the tests run as root, so permissions cannot be used).
     (Path(ref.path) / f"dt={next_day.isoformat()}").write_text("in the way")
-    with pytest.raises(io.LakehouseWriteError, match=r"table 'user_portrait'.*Nothing was committed"):
+    with pytest.raises(faults.LakehouseWriteError, match=r"table 'user_portrait'.*Nothing was committed"):
         io.replace_partition(spark, cfg, USER_PORTRAIT, portrait_rows(spark, ["u3"], day=next_day), next_day)
     assert io.table_version(spark, cfg, USER_PORTRAIT) == version
     assertDataFrameEqual(io.read_table(spark, cfg, USER_PORTRAIT), published)
@@ -182,10 +182,10 @@ def test_a_corrupt_table_log_is_named_and_nothing_is_overwritten(spark, tmp_path
     # CLI prints it in one line, see below) and io's own reads, writes and deletes raise CorruptTableError.
     with pytest.raises(Exception) as raised:
         io.read_table(spark, fresh, USER_PORTRAIT).count()
-    assert io.storage_problem(raised.value) == "corrupt"
-    with pytest.raises(io.CorruptTableError, match=r"table 'user_portrait'.*_delta_log.*Restore"):
+    assert faults.storage_problem(raised.value) == "corrupt"
+    with pytest.raises(faults.CorruptTableError, match=r"table 'user_portrait'.*_delta_log.*Restore"):
         io.delete_rows(spark, fresh, USER_PORTRAIT, F.col("user_id") == "u1")
-    with pytest.raises(io.CorruptTableError, match=r"table 'user_portrait'.*Nothing was written"):
+    with pytest.raises(faults.CorruptTableError, match=r"table 'user_portrait'.*Nothing was written"):
         io.replace_partition(spark, fresh, USER_PORTRAIT, portrait_rows(spark, ["u3"]), DAY)
     assert _files(Path(ref.path)) == before  # no file added, changed or removed
 

@@ -15,9 +15,10 @@ from pyspark.sql import functions as F
 
 from portrait import graph, io
 from portrait.generate import generate_tables
-from portrait.ingest.load import ingest_files
 from portrait.lakehouse import Lakehouse
 from portrait.schemas import CLICKSTREAM, INGEST_RUNS, ORDERS, QUARANTINE, USER_PORTRAIT
+from portrait.stages import ingest
+from portrait.stages.ingest import Source
 from tests.conftest import FAST_MODEL, LOCAL_CONF, REPO, config_environ, make_config
 from tests.ingest_helpers import NOW, write_format_files
 
@@ -53,7 +54,7 @@ def test_daily_runs_end_to_end_on_files_of_every_format(spark, tmp_path, generat
     cfg = make_config(tmp_path, **{**FAST_MODEL, "INGEST__GENERIC__FILE_FORMAT": "parquet"})
     for fmt in FORMATS:
         path = write_format_files(_as_customers_of(generated["clickstream"], fmt), fmt, tmp_path / "files" / fmt)
-        report = ingest_files(spark, cfg, fmt, str(path), now=NOW)
+        report = ingest.load(Lakehouse(spark, cfg), Source(fmt, str(path)), now=NOW)
         assert report.rows_quarantined == 0 and report.rows_accepted > 0, (fmt, report.render())
         assert report.order_lines_accepted > 0, fmt
     summary = graph.run_daily(Lakehouse(spark, cfg), RUN_DATE, generate_if_missing=False)
@@ -115,7 +116,7 @@ def test_sigkill_part_way_then_rerun_leaves_no_duplicates_and_no_loss(spark, tmp
                       if io.table_exists(spark, io.table_ref(cfg, ORDERS)) else 0)
     assert partial_orders < buys  # part-way: events are in, the orders are not all in
 
-    report = ingest_files(spark, cfg, "taobao", str(source), now=NOW)
+    report = ingest.load(Lakehouse(spark, cfg), Source("taobao", str(source)), now=NOW)
     events = io.read_table(spark, cfg, CLICKSTREAM)
     assert events.count() == events.select("event_id").distinct().count() == good
     assert io.read_table(spark, cfg, ORDERS).count() == buys

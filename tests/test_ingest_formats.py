@@ -7,8 +7,10 @@ import datetime as dt
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from portrait.ingest.load import ingest_files
+from portrait.lakehouse import Lakehouse
 from portrait.schemas import CLICKSTREAM, ORDERS
+from portrait.stages import ingest
+from portrait.stages.ingest import Source
 from tests.conftest import make_config
 from tests.ingest_helpers import (
     NOW,
@@ -59,7 +61,7 @@ TAOBAO = """\
 
 
 def test_taobao(spark, lax, tmp_path):
-    report = ingest_files(spark, lax, "taobao", str(write(tmp_path / "in" / "UserBehavior.csv", TAOBAO)), now=NOW)
+    report = ingest.load(Lakehouse(spark, lax), Source("taobao", str(write(tmp_path / "in" / "UserBehavior.csv", TAOBAO))), now=NOW)
 
     def tb(user, item, cat, behaviour, ts):
         return event_id("taobao", user, ts, behaviour, item, cat)
@@ -117,7 +119,7 @@ abc,257597,view,355908,
 
 
 def test_retailrocket(spark, lax, tmp_path):
-    report = ingest_files(spark, lax, "retailrocket", str(write(tmp_path / "events.csv", RETAILROCKET)), now=NOW)
+    report = ingest.load(Lakehouse(spark, lax), Source("retailrocket", str(write(tmp_path / "events.csv", RETAILROCKET))), now=NOW)
 
     def rr(ts, visitor, event, item, transaction=None):
         return event_id("retailrocket", visitor, ts, event, item, transaction)
@@ -170,7 +172,7 @@ event_time,event_type,product_id,category_id,category_code,brand,price,user_id,u
 
 
 def test_rees46(spark, lax, tmp_path):
-    report = ingest_files(spark, lax, "rees46", str(write(tmp_path / "2019-Oct.csv", REES46)), now=NOW)
+    report = ingest.load(Lakehouse(spark, lax), Source("rees46", str(write(tmp_path / "2019-Oct.csv", REES46))), now=NOW)
 
     def rs(t, etype, product, cat, brand, price, user, session):
         return event_id("rees46", user, session, t, etype, product, cat, brand, price)
@@ -242,7 +244,7 @@ def generic_config(tmp_path, file_format, identity=False, **extra):
 
 def test_generic_json_lines_with_column_and_value_mapping(spark, tmp_path):
     cfg = generic_config(tmp_path, "json")
-    report = ingest_files(spark, cfg, "generic", str(write(tmp_path / "events.jsonl", GENERIC_JSON)), now=NOW)
+    report = ingest.load(Lakehouse(spark, cfg), Source("generic", str(write(tmp_path / "events.jsonl", GENERIC_JSON))), now=NOW)
 
     def gen(uid, device, ts, action, sku, amount, q, oid, qty):
         return event_id("generic", uid, device, ts, action, sku, amount, q, oid, qty)
@@ -278,7 +280,7 @@ def test_generic_csv_with_a_time_pattern(spark, tmp_path):
     cfg = generic_config(tmp_path, "csv", TIME_FORMAT="yyyy-MM-dd HH:mm:ss")
     # the first column is not mapped: the header is still recognised, and the column reported as ignored
     text = "id,uid,device,ts,action,sku,amount\n1,u1,d1,2026-11-01 10:00:00,click,s1,1.0\n2,u1,d1,2026-11-01 25:00:00,click,s1,1.0\n"
-    report = ingest_files(spark, cfg, "generic", str(write(tmp_path / "e.csv", text)), now=NOW)
+    report = ingest.load(Lakehouse(spark, cfg), Source("generic", str(write(tmp_path / "e.csv", text))), now=NOW)
     rows = clickstream(spark, cfg).select("user_id", "event_time", "dt").collect()
     # a pattern without zone is read as local time in the configured zone
     ten_am_shanghai = dt.datetime(2026, 11, 1, 2, 0, tzinfo=dt.timezone.utc).timestamp()
@@ -296,7 +298,7 @@ def test_generic_parquet_with_typed_columns(spark, tmp_path):
          ("u1", "d1", dt.datetime(2026, 11, 1, 10, 5), "order", "s1", -2.5, 1)],
         "uid string, device string, ts timestamp, action string, sku string, amount double, other int")
     source.write.parquet(str(tmp_path / "pq"))
-    report = ingest_files(spark, cfg, "generic", str(tmp_path / "pq"), now=NOW)
+    report = ingest.load(Lakehouse(spark, cfg), Source("generic", str(tmp_path / "pq")), now=NOW)
     rows = clickstream(spark, cfg).select("user_id", "anonymous_id", "event_time", "event_type", "price").collect()
     assert [tuple(r) for r in rows] == [("u1", "d1", dt.datetime(2026, 11, 1, 10, 0), "view", 2.5)]
     assert [(q[2], q[3]) for q in quarantine(spark, cfg)] == [("negative_price", "column 'amount' value '-2.5' is negative")]

@@ -8,10 +8,10 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import io
+from portrait import files, io
 from portrait.cli import main
 from portrait.ingest.formats import SourceLayoutError
-from portrait.ingest.load import IngestError, QuarantineThresholdError, ingest_files
+from portrait.ingest.report import IngestError, QuarantineThresholdError
 from portrait.lakehouse import Lakehouse
 from portrait.schemas import (
     CLICKSTREAM,
@@ -22,7 +22,8 @@ from portrait.schemas import (
     QUARANTINE,
     USER_FEATURES,
 )
-from portrait.stages import features
+from portrait.stages import features, ingest
+from portrait.stages.ingest import Source
 from tests.conftest import config_environ, make_config
 from tests.ingest_helpers import NOW, write
 from tests.test_ingest_formats import GENERIC_JSON, generic_config
@@ -37,10 +38,10 @@ def _snapshot(spark, cfg):
 def test_ingesting_the_same_file_twice_leaves_every_data_table_unchanged(spark, tmp_path):
     cfg = generic_config(tmp_path, "json", identity=True)
     path = str(write(tmp_path / "in" / "events.jsonl", GENERIC_JSON))
-    first = ingest_files(spark, cfg, "generic", path, now=NOW)
+    first = ingest.load(Lakehouse(spark, cfg), Source("generic", path), now=NOW)
     before = _snapshot(spark, cfg)
     assert before["identity_graph"].count() > 0 and before["quarantine"].count() == 5
-    second = ingest_files(spark, cfg, "generic", path, now=NOW + dt.timedelta(hours=1))
+    second = ingest.load(Lakehouse(spark, cfg), Source("generic", path), now=NOW + dt.timedelta(hours=1))
     for name, frame in _snapshot(spark, cfg).items():
         assertDataFrameEqual(frame, before[name], checkRowOrder=False)
     assert (first.rows_accepted, first.rows_duplicate) == (4, 0)
@@ -59,7 +60,7 @@ def test_too_many_bad_rows_fail_the_run_and_commit_nothing(spark, cfg, tmp_path)
     path = write(tmp_path / "ub.csv", "1,100,10,pv,1511544070\n1,100,10,clik,1511544070\n")
     with pytest.raises(QuarantineThresholdError, match=r"1 of 2 rows \(50.0%\).*above ingest.max_quarantine_share"
                                                        r" = 5.0%; nothing was written") as caught:
-        ingest_files(spark, cfg, "taobao", str(path), now=NOW)
+        ingest.load(Lakehouse(spark, cfg), Source("taobao", str(path)), now=NOW)
     assert caught.value.report.quarantined_by_rule == {"unknown_event_type": 1}
     for contract in (CLICKSTREAM, ORDERS, QUARANTINE, INGEST_RUNS, IDENTITY_GRAPH):
         assert not io.table_exists(spark, io.table_ref(cfg, contract)), contract.name
@@ -82,7 +83,7 @@ def test_schema_drift_missing_optional_and_extra_columns_are_handled_and_reporte
     cfg = make_config(tmp_path, IDENTITY__ENABLED="false")
     # transactionid missing (optional: purchases then need none), an extra column, columns reordered
     text = "visitorid,timestamp,event,itemid,campaign\n7,1433221332117,view,355908,x\n"
-    report = ingest_files(spark, cfg, "retailrocket", str(write(tmp_path / "a" / "events.csv", text)), now=NOW)
+    report = ingest.load(Lakehouse(spark, cfg), Source("retailrocket", str(write(tmp_path / "a" / "events.csv", text))), now=NOW)
     assert (report.rows_accepted, report.ignored_columns, report.missing_optional_columns) == (
         1, ["campaign"], ["transactionid"])
     row = io.read_table(spark, cfg, CLICKSTREAM).select("user_id", "item_id", "event_type").first()
@@ -92,25 +93,25 @@ def test_schema_drift_missing_optional_and_extra_columns_are_handled_and_reporte
 def test_a_missing_required_column_or_header_is_an_error_naming_the_file(spark, cfg, tmp_path):
     no_item = write(tmp_path / "b" / "events.csv", "timestamp,visitorid,event\n1433221332117,7,view\n")
     with pytest.raises(SourceLayoutError, match=r"b/events.csv: required column\(s\) \['itemid'\] missing"):
-        ingest_files(spark, cfg, "retailrocket", str(no_item), now=NOW)
+        ingest.load(Lakehouse(spark, cfg), Source("retailrocket", str(no_item)), now=NOW)
     headerless = write(tmp_path / "c" / "events.csv", "1433221332117,7,view,1,\n")
     with pytest.raises(SourceLayoutError, match=r"c/events.csv: no header line"):
-        ingest_files(spark, cfg, "retailrocket", str(headerless), now=NOW)
+        ingest.load(Lakehouse(spark, cfg), Source("retailrocket", str(headerless)), now=NOW)
     write(tmp_path / "d" / "one.csv", RR_HEADER + "1433221332117,7,view,1,\n")
     write(tmp_path / "d" / "two.csv", "timestamp,visitorid,event,itemid\n1433221332117,7,view,1\n")
     with pytest.raises(SourceLayoutError, match="different headers"):
-        ingest_files(spark, cfg, "retailrocket", str(tmp_path / "d"), now=NOW)
+        ingest.load(Lakehouse(spark, cfg), Source("retailrocket", str(tmp_path / "d")), now=NOW)
     assert not io.table_exists(spark, io.table_ref(cfg, CLICKSTREAM))
 
 
 def test_unreadable_files_and_encodings_are_errors_naming_the_file(spark, cfg, tmp_path):
     gbk = write(tmp_path / "gbk" / "ub.csv", b"1,100,10,pv,1511544070\n" + "用户,1,2,pv,1\n".encode("gbk"))
-    with pytest.raises(io.SourceFileError, match=r"gbk/ub.csv: 1 line\(s\) are not valid UTF-8"):
-        ingest_files(spark, cfg, "taobao", str(gbk), now=NOW)
-    with pytest.raises(io.SourceFileError, match=r"cannot read text files at .*missing/x.csv"):
-        ingest_files(spark, cfg, "taobao", str(tmp_path / "missing" / "x.csv"), now=NOW)
+    with pytest.raises(files.SourceFileError, match=r"gbk/ub.csv: 1 line\(s\) are not valid UTF-8"):
+        ingest.load(Lakehouse(spark, cfg), Source("taobao", str(gbk)), now=NOW)
+    with pytest.raises(files.SourceFileError, match=r"cannot read text files at .*missing/x.csv"):
+        ingest.load(Lakehouse(spark, cfg), Source("taobao", str(tmp_path / "missing" / "x.csv")), now=NOW)
     with pytest.raises(IngestError, match=r"no data rows in .*empty.csv"):
-        ingest_files(spark, cfg, "taobao", str(write(tmp_path / "empty.csv", "\n")), now=NOW)
+        ingest.load(Lakehouse(spark, cfg), Source("taobao", str(write(tmp_path / "empty.csv", "\n"))), now=NOW)
 
 
 def test_contract_tables_carry_check_constraints(spark, tmp_path):
@@ -132,7 +133,7 @@ def test_late_events_land_in_their_date_and_features_recomputed_include_them_wit
     header = "uid,device,ts,action,sku\n"
     write(tmp_path / "day1" / "e.csv", header + ",d1,2026-11-19 09:00:00,click,s1\n"   # anonymous, before login
           + "u1,d1,2026-11-20 09:00:00,click,s2\n")
-    ingest_files(spark, cfg, "generic", str(tmp_path / "day1"), now=NOW)
+    ingest.load(Lakehouse(spark, cfg), Source("generic", str(tmp_path / "day1")), now=NOW)
     features.compute(Lakehouse(spark, cfg), day)
 
     def views(user):
@@ -140,8 +141,8 @@ def test_late_events_land_in_their_date_and_features_recomputed_include_them_wit
         return features.where(F.col("user_id") == user).select("views_7d").first()[0]
 
     assert views("u1") == 2  # the anonymous view of d1 counts for u1
-    late = ingest_files(spark, cfg, "generic", str(write(tmp_path / "late" / "e.csv",
-                                                        header + "u1,d1,2026-11-18 23:00:00,click,s3\n")), now=NOW)
+    late = ingest.load(Lakehouse(spark, cfg), Source("generic", str(write(tmp_path / "late" / "e.csv",
+                                                        header + "u1,d1,2026-11-18 23:00:00,click,s3\n"))), now=NOW)
     assert (late.rows_accepted, late.min_dt, late.max_dt) == (1, dt.date(2026, 11, 18), dt.date(2026, 11, 18))
     stored = io.read_table(spark, cfg, CLICKSTREAM).groupBy("dt").count().orderBy("dt").collect()
     assert [tuple(r) for r in stored] == [(dt.date(2026, 11, 18), 1), (dt.date(2026, 11, 19), 1),

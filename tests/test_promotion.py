@@ -15,6 +15,7 @@ from portrait.model.pipeline import build_pipeline
 from portrait.model.promotion import FIRST_CHAMPION, KEPT_CHAMPION, PROMOTED, decide, promote
 from portrait.model.scoring import SCORE, score
 from portrait.model.tracking import NoModelError
+from portrait.stages.score import load_scorer
 from tests.conftest import LOCAL_CONF, config_environ, make_config
 from tests.test_scoring import LABELLED, SETTINGS, _row
 
@@ -150,3 +151,22 @@ def test_training_run_logs_plots_tables_and_top_features(registry):
     metrics = mlflow.get_run(run_id).data.metrics
     assert {"baseline_random_auc_roc", "baseline_rfm_auc_roc", "auc_roc_lift_over_rfm", "brier",
             "lift_top_decile"} <= set(metrics)
+
+
+@pytest.mark.slow
+def test_a_model_is_registered_aliased_and_loaded_under_a_three_level_name(tmp_path, labelled):
+    """Unity Catalog names a model catalog.schema.model: registration, the champion alias and loading all use
+    that name (the local registry accepts it too, so the path is the same one a workspace takes)."""
+    cfg = make_config(tmp_path, MLFLOW__MODEL_CATALOG="main", MLFLOW__MODEL_SCHEMA="portrait")
+    model = build_pipeline(SETTINGS).fit(labelled)
+    metrics = binary_metrics(labelled.transform(score(model)))
+    logged = tracking.log_training_run(cfg, model, labelled, {"step": "uc"}, metrics, run_name="uc")
+    assert promote(cfg, logged, labelled, metrics["auc_roc"]).outcome == FIRST_CHAMPION
+    name = "main.portrait.purchase_propensity"
+    assert mlflow.MlflowClient().get_registered_model(name).aliases == {"champion": logged.registered_version}
+    assert tracking.champion_model_uri(cfg) == f"models:/{name}@champion"
+    scorer = load_scorer(tracking.champion_model_uri(cfg))
+    assert (scorer.run_id, scorer.version) == (logged.run_id, logged.registered_version)
+    expected = {r["user_id"]: r[SCORE] for r in labelled.transform(score(model)).select("user_id", SCORE).collect()}
+    loaded = labelled.transform(score(scorer.model)).select("user_id", SCORE).collect()
+    assert {r["user_id"]: r[SCORE] for r in loaded} == expected

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from portrait import io
+from portrait import files, io
 from portrait.config import Config
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
@@ -101,7 +101,7 @@ def export_audience(lake: Lakehouse, day: dt.date, tags: list[str], min_score: f
         if persons < minimum:
             raise AudienceError(f"the audience has {persons} person(s), fewer than privacy.min_group_size="
                                 f"{minimum}: not exported. Loosen --min-score or the tags.")
-        io.write_single_file(persons_frame, output, file_format)
+        files.write_single_file(persons_frame, output, file_format)
     finally:
         persons_frame.unpersist()
     return persons
@@ -146,7 +146,7 @@ def write_report(lake: Lakehouse, day: dt.date) -> Path:
         )
     finally:
         portrait.unpersist()
-    path = io.write_text_file(reports_dir(lake.cfg) / f"portrait_{day.isoformat()}.html", render_report(data))
+    path = files.write_text_file(reports_dir(lake.cfg) / f"portrait_{day.isoformat()}.html", render_report(data))
     tracking.log_report(lake.cfg, day, path, {"persons": float(data.persons), "avg_propensity": data.avg_propensity})
     log.info("daily report written to %s", path)
     return path

@@ -285,7 +285,7 @@ def build_class_archive(force: bool = False) -> Path | None:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as staging:
         dump = Path(staging) / "classes.jsa"
-        # C1 only: a short run warms up sooner (107 -> 97 s); the archive holds classes, not compiled code.
+        # C1 only: this short recording run warms up sooner; the archive holds classes, not compiled code.
         recording = f"-XX:ArchiveClassesAtExit={dump} -XX:TieredStopAtLevel=1"
         result = subprocess.run(
             [sys.executable, "-c", _ARCHIVE_WORKLOAD, staging, recording],

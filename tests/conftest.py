@@ -37,8 +37,7 @@ FAST_MODEL: dict[str, str] = {"MODEL__TRAINING_SNAPSHOTS": "2", "MODEL__MAX_ITER
 
 
 # Test data is small: compiling Java for every new query shape costs more than evaluating the expressions
-# directly. Measured: the window, rollup, tag, scoring and monitor modules in one session 201 s -> 165 s; the
-# spark-submit shop's daily job (a cold JVM, 200 users, 30 days) 154 s -> 134 s, mean of four pairs. Every
+# directly (docs/BENCHMARKS.md, test suite). Every
 # session and job process the tests start interprets, except the standalone cluster's job, which keeps Spark's
 # code generation as production runs it (so CI also checks that both give the same portrait), and the
 # end-to-end module, whose runs are large enough for compiling to pay (tests/test_end_to_end.py).

@@ -1,4 +1,4 @@
-"""docs/DATA.md documents every table contract of portrait/schemas.py: no column missing, extra or retyped.
+"""docs/DATA.md documents every table contract of portrait/schemas/: no column missing, extra or retyped.
 
 Each contract has a heading named after the table; under it, a Markdown table whose rows start
 ``| `column` | `type` | nullable |``. The checker below reads those rows back and compares them with the

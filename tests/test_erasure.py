@@ -298,7 +298,7 @@ def test_forget_removes_the_person_everywhere_then_vacuum_removes_time_travel(sp
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     tags = mlflow.MlflowClient().get_model_version(cfg.model.name, trained_on_person).tags
     assert tags[tracking.RETRAIN_TAG] == "true" and report.request_id in tags[tracking.ERASURE_TAG]
-    assert tracking.versions_to_retrain(cfg, cfg.model.name) == [trained_on_person]
+    assert tracking.versions_to_retrain(cfg) == [trained_on_person]
     assert trained_before != trained_on_person
 
     # The audit row: the person's HMAC key and counts, no raw id anywhere.

@@ -118,9 +118,9 @@ def test_the_first_run_trained_the_champion_it_scored_with_and_every_task_left_i
     mlflow.set_tracking_uri(bundle_cfg.mlflow.tracking_uri)
     versions = mlflow.MlflowClient().search_model_versions(f"name = '{bundle_cfg.model.name}'")
     # The score task found no champion, trained version 1 and scored with it; the weekly job added version 2.
-    first = next(v for v in versions if v.version == "1")
+    first = next(v for v in versions if str(v.version) == "1")
     assert score_run["mlflow_run_id"] == first.run_id
-    assert sorted(v.version for v in versions) == ["1", "2"]
+    assert sorted(str(v.version) for v in versions) == ["1", "2"]
     assert tracking.champion_version(bundle_cfg) is not None
 
 

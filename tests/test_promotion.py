@@ -163,7 +163,8 @@ def test_a_model_is_registered_aliased_and_loaded_under_a_three_level_name(tmp_p
     logged = tracking.log_training_run(cfg, model, labelled, {"step": "uc"}, metrics, run_name="uc")
     assert promote(cfg, logged, labelled, metrics["auc_roc"]).outcome == FIRST_CHAMPION
     name = "main.portrait.purchase_propensity"
-    assert mlflow.MlflowClient().get_registered_model(name).aliases == {"champion": logged.registered_version}
+    aliases = mlflow.MlflowClient().get_registered_model(name).aliases
+    assert {alias: str(version) for alias, version in aliases.items()} == {"champion": logged.registered_version}
     assert tracking.champion_model_uri(cfg) == f"models:/{name}@champion"
     scorer = load_scorer(tracking.champion_model_uri(cfg))
     assert (scorer.run_id, scorer.version) == (logged.run_id, logged.registered_version)

@@ -84,8 +84,8 @@ def _keyed_rows(rows: DataFrame, settings: FeaturesConfig) -> DataFrame:
 
     Every row's map entries and bought categories are exploded natively, as one concatenated array whose
     positions say the kind (the parts' sizes are kept beside it), and the weights are plain columns after
-    the explode. A lambda per entry (``transform``) is interpreted element by element: twice the time on
-    60 days of rollups at 10M events (2.1M entries: 20.7 s -> 10.0 s, same rows).
+    the explode: a lambda per entry (``transform``) would be interpreted element by element, which on
+    large rollups costs as much as the rest of the query (docs/BENCHMARKS.md).
     """
     decay = F.pow(F.lit(0.5), _age() / F.lit(float(settings.affinity_half_life_days)))
     parts = [F.map_entries(F.col(column).cast("map<string,double>")) for column, _ in _KEYED_MAPS]

@@ -12,7 +12,8 @@ JOB_RUNS = TableContract(
     schema=T.StructType(
         [
             _col("run_id", T.StringType(), "Id of this job run.", False),
-            _col("job", T.StringType(), "Job name: daily (also per backfill date), features, score, monitor.", False),
+            _col("job", T.StringType(), "Task or job: ingest, features, score, monitor (the daily tasks), daily "
+                 "(the daily run as a whole, also per backfill date), train.", False),
             _col("run_date", T.DateType(), "The --date the job ran for.", False),
             _col("status", T.StringType(), "succeeded or failed.", False),
             _col("started_at", T.TimestampType(), "Start (UTC instant).", False),

@@ -123,7 +123,9 @@ def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_
     result = subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stderr[-4000:]
     assert f"backfill {SUBMITTED_RUN_DATE}..{SUBMITTED_RUN_DATE}: ran 1 date(s)" in result.stdout
-    runs = io.read_table(spark, cluster_cfg, JOB_RUNS).select("job", "run_date", "status", "git_commit").collect()
+    # The daily run as a whole; each of its tasks records a row of its own too.
+    runs = (io.read_table(spark, cluster_cfg, JOB_RUNS).where(F.col("job") == "daily")
+            .select("job", "run_date", "status", "git_commit").collect())
     assert [(r[0], str(r[1]), r[2], r[3]) for r in runs] == [("daily", SUBMITTED_RUN_DATE, "succeeded", "test-commit")]
     executors_used = list((work / "worker-0").glob("app-*")) + list((work / "worker-1").glob("app-*"))
     assert executors_used, "the job ran no executor on the standalone workers"

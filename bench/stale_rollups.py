@@ -39,8 +39,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from portrait.config import load_config
-    from portrait.lakehouse import Lakehouse, between_days
+    from portrait.lakehouse import Lakehouse
     from portrait.schemas import USER_DAILY_ACTIVITY
+    from portrait.schemas.partitions import between_days
     from portrait.spark import get_spark
     from portrait.stages import ingest, rollups
 

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from portrait.lakehouse import Lakehouse
 from portrait.schemas import JOB_RUNS
+from portrait.schemas.partitions import between_days
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -96,7 +97,7 @@ def succeeded_dates(lake: Lakehouse, job: str, start: dt.date, end: dt.date) -> 
     rows = (
         lake.read(JOB_RUNS)
         .where((F.col("job") == job) & (F.col("status") == SUCCEEDED)
-               & F.col("run_date").between(F.lit(start).cast("date"), F.lit(end).cast("date")))
+               & between_days(start, end, column="run_date"))
         .select("run_date").distinct().collect()
     )
     return {row["run_date"] for row in rows}

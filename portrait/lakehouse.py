@@ -25,20 +25,7 @@ from pyspark.sql import functions as F
 from portrait import io
 from portrait.config import Config
 from portrait.schemas import TableContract
-
-
-def _date(day: dt.date) -> Column:
-    return F.lit(day).cast("date")
-
-
-def on_day(day: dt.date) -> Column:
-    """``dt`` equals ``day``: the condition of one date partition."""
-    return F.col("dt") == _date(day)
-
-
-def between_days(start: dt.date, end: dt.date) -> Column:
-    """``start <= dt <= end``."""
-    return F.col("dt").between(_date(start), _date(end))
+from portrait.schemas.partitions import between_days, date_literal, on_day
 
 
 class Lakehouse:
@@ -74,7 +61,7 @@ class Lakehouse:
         return self.read(contract, version).where(on_day(day))
 
     def read_days(self, contract: TableContract, days: Iterable[dt.date]) -> DataFrame:
-        return self.read(contract).where(F.col("dt").isin(*[_date(d) for d in days]))
+        return self.read(contract).where(F.col("dt").isin(*[date_literal(d) for d in days]))
 
     def read_range(self, contract: TableContract, start: dt.date, end: dt.date) -> DataFrame:
         return self.read(contract).where(between_days(start, end))
@@ -117,7 +104,7 @@ class Lakehouse:
         """The newest ``dt`` before ``day``, or None (no earlier date, or no table yet)."""
         if not self.exists(contract):
             return None
-        return self.read(contract).where(F.col("dt") < _date(day)).agg(F.max("dt")).first()[0]
+        return self.read(contract).where(F.col("dt") < date_literal(day)).agg(F.max("dt")).first()[0]
 
     def rows(self, contract: TableContract, rows: Sequence[tuple]) -> DataFrame:
         """A frame of the contract's schema holding ``rows`` (small, driver-side: audit and check rows)."""

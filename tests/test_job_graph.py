@@ -115,7 +115,7 @@ def test_the_first_run_trained_the_champion_it_scored_with_and_every_task_left_i
     assert sorted((r["job"], r["status"], r["git_commit"]) for r in runs) == sorted(
         (task, "succeeded", COMMIT) for task in (*graph.DAILY, *graph.WEEKLY))
     score_run = next(r for r in runs if r["job"] == "score")
-    mlflow.set_tracking_uri(bundle_cfg.mlflow.tracking_uri)
+    tracking.use_experiment(bundle_cfg)  # the bundle shop's tracking server and registry, not the last one used
     versions = mlflow.MlflowClient().search_model_versions(f"name = '{bundle_cfg.model.name}'")
     # The score task found no champion, trained version 1 and scored with it; the weekly job added version 2.
     first = next(v for v in versions if str(v.version) == "1")

@@ -10,7 +10,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from portrait import audit, graph, io
 from portrait.lakehouse import Lakehouse
-from portrait.schemas import JOB_RUNS, MONITORING, USER_FEATURES, USER_PORTRAIT
+from portrait.schemas import INPUT_TABLES, JOB_RUNS, MONITORING, USER_FEATURES, USER_PORTRAIT
 from portrait.stages import features as feature_stage
 from portrait.stages import ingest, operations
 from tests.conftest import FAST_MODEL, make_config
@@ -115,3 +115,10 @@ def test_job_runs_records_the_git_commit_from_the_environment(spark, cfg, monkey
     assert (row["job"], row["status"], row["git_commit"]) == ("features", "failed", "abc123")
     assert row["error_message"].startswith("KeyError")
     assert row["ended_at"] >= row["started_at"]
+
+
+def test_a_backfill_never_generates_data(spark, tmp_path):
+    lake = Lakehouse(spark, make_config(tmp_path))
+    with pytest.raises(graph.BackfillError, match=f"stopped at {DAY1}.*table 'clickstream' does not exist"):
+        graph.backfill(lake, DAY1, DAY1)
+    assert not any(lake.exists(contract) for contract in INPUT_TABLES)

@@ -13,18 +13,16 @@ from collections.abc import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from portrait.schemas.partitions import date_literal
+
 LOOKBACK_DAYS = 90
 
 Transformation = Callable[[DataFrame], DataFrame]
 
 
-def _date_lit(day: dt.date) -> Column:
-    return F.lit(day).cast("date")
-
-
 def within_days(day: dt.date, days: int) -> Column:
     """True for rows whose ``dt`` lies in the ``days`` days ending on ``day`` (both ends included)."""
-    return (F.col("dt") <= _date_lit(day)) & (F.col("dt") > F.date_sub(_date_lit(day), days))
+    return (F.col("dt") <= date_literal(day)) & (F.col("dt") > F.date_sub(date_literal(day), days))
 
 
 def events_until(day: dt.date, days: int) -> Transformation:

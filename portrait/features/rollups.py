@@ -32,6 +32,7 @@ from portrait.config import FeaturesConfig
 from portrait.features.dates import Transformation
 from portrait.features.text import TEXT_EVENT_TYPES, segment_text
 from portrait.schemas import DAYPARTS, USER_DAILY_ACTIVITY
+from portrait.schemas.partitions import between_days, date_literal
 
 _DAYPART_START_HOURS = (0, 6, 12, 18)
 _KEY = ("user_id", "dt")
@@ -41,15 +42,6 @@ _EVENT_COLUMNS = ("user_id", "dt", "event_time", "event_id", "event_type", "item
 
 def _empty_strings() -> Column:
     return F.array().cast("array<string>")
-
-
-def _date(day: dt.date) -> Column:
-    return F.lit(day).cast("date")
-
-
-def between_dates(start: dt.date, end: dt.date) -> Column:
-    """Rows whose ``dt`` lies in ``[start, end]``."""
-    return (F.col("dt") >= _date(start)) & (F.col("dt") <= _date(end))
 
 
 def _daypart(hour: Column) -> Column:
@@ -153,7 +145,7 @@ def _continuations(counts: DataFrame, end: dt.date, bot_max_events: int) -> Data
     ``counts`` start a day before the range. Bot days give none: they never take part in sessions.
     """
     return (
-        counts.where((F.col("events") <= bot_max_events) & (F.col("dt") < _date(end)))
+        counts.where((F.col("events") <= bot_max_events) & (F.col("dt") < date_literal(end)))
         .select("user_id", F.date_add("dt", 1).alias("dt"), F.col("last_event_time").alias("event_time"),
                 F.lit("").alias("event_id"), F.lit(None).cast("string").alias("event_type"),
                 F.lit(None).cast("string").alias("channel"), F.lit(True).alias("continuation"))
@@ -247,7 +239,7 @@ def _tokens(events: DataFrame, start: dt.date, end: dt.date, settings: FeaturesC
                     .join(F.broadcast(titles), on="item_id", how="inner").drop("item_id"))
         parts.append(_newest_texts(acted_on, cap))
     if reviews is not None:
-        written = (reviews.where(between_dates(start, end) & F.col("review_text").isNotNull())
+        written = (reviews.where(between_days(start, end) & F.col("review_text").isNotNull())
                    .select(*_KEY, F.col("review_time").alias("event_time"), F.col("review_text").alias("text")))
         parts.append(_newest_texts(segmented(written), cap))
     merged = parts[0]
@@ -275,7 +267,7 @@ def rollup_events(start: dt.date, end: dt.date) -> Transformation:
 
 def _logged_in_events(start: dt.date, end: dt.date) -> Transformation:
     def transform(clickstream: DataFrame) -> DataFrame:
-        wanted = F.col("user_id").isNotNull() & between_dates(start - dt.timedelta(days=1), end)
+        wanted = F.col("user_id").isNotNull() & between_days(start - dt.timedelta(days=1), end)
         return clickstream.where(wanted).select(*_EVENT_COLUMNS)
 
     return transform
@@ -295,8 +287,8 @@ def daily_activity(start: dt.date, end: dt.date, settings: FeaturesConfig, order
         percentiles = item_price_percentiles(items) if items is not None else None
         counts_with_day_before = _event_counts(with_day_before, percentiles)
         bot_days = counts_with_day_before.where(F.col("events") > settings.bot_max_events_per_day).select(*_KEY)
-        counts = counts_with_day_before.where(F.col("dt") >= _date(start))
-        events = with_day_before.where(F.col("dt") >= _date(start))
+        counts = counts_with_day_before.where(F.col("dt") >= date_literal(start))
+        events = with_day_before.where(F.col("dt") >= date_literal(start))
         humans = events.join(F.broadcast(bot_days), on=list(_KEY), how="left_anti")
         continuations = _continuations(counts_with_day_before, end, settings.bot_max_events_per_day)
         session_input = (humans.select(*continuations.columns[:-1], F.lit(False).alias("continuation"))
@@ -304,7 +296,7 @@ def daily_activity(start: dt.date, end: dt.date, settings: FeaturesConfig, order
         sessions, landing = _sessions(session_input, settings.session_gap_minutes)
         maps = _maps(_keyed(events, settings.affinity_weights), landing)
         tokens = _tokens(humans, start, end, settings, items, reviews)
-        order_days = _orders(orders.where(between_dates(start, end)))
+        order_days = _orders(orders.where(between_days(start, end)))
         joined = (
             counts.join(order_days, on=list(_KEY), how="full")
             .join(sessions, on=list(_KEY), how="left")

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from portrait.config import FeaturesConfig
 from portrait.features.dates import LOOKBACK_DAYS, Transformation
 from portrait.schemas import COUNTED_EVENTS, DAYPARTS, USER_FEATURES, WINDOWS_DAYS
+from portrait.schemas.partitions import date_literal
 
 
 def _age() -> Column:
@@ -209,7 +210,7 @@ def features_from_rollups(day: dt.date, settings: FeaturesConfig) -> Transformat
     """
 
     def transform(rollups: DataFrame) -> DataFrame:
-        day_literal = F.lit(day).cast("date")
+        day_literal = date_literal(day)
         rows = (
             rollups.where((F.col("dt") <= day_literal) & (F.col("dt") > F.date_sub(day_literal, LOOKBACK_DAYS)))
             .withColumn("age", F.datediff(day_literal, F.col("dt")))

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from portrait.features.dates import Transformation
+from portrait.schemas.partitions import date_literal
 
 LABEL = "label"
 
@@ -83,7 +84,7 @@ def label_churn(clickstream: DataFrame, horizon_days: int) -> Transformation:
 
 def split_by_date(training_set: DataFrame, test_date: dt.date) -> tuple[DataFrame, DataFrame]:
     """Time-based split: snapshots before ``test_date`` train, the ``test_date`` snapshot evaluates."""
-    test_day = F.lit(test_date).cast("date")
+    test_day = date_literal(test_date)
     return training_set.where(F.col("dt") < test_day), training_set.where(F.col("dt") == test_day)
 
 

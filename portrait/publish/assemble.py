@@ -20,6 +20,7 @@ from portrait.model.scoring import QUANTILE_RELATIVE_ERROR, SCORE, rank_against
 from portrait.privacy import person_key
 from portrait.publish.tags import apply_tags
 from portrait.schemas import PERSON_KEY_COLUMN, USER_PORTRAIT
+from portrait.schemas.partitions import date_literal
 
 REASON_CODES = "reason_codes"
 CHURN_SCORE = "churn_score"
@@ -190,7 +191,7 @@ def _with_lineage(columns: Sequence[str], day: dt.date, lineage: PortraitLineage
                         F.when(churn.isNotNull(), F.lit(lineage.churn_model_run_id)).cast("string"))
             .withColumn("input_versions", versions)
             .withColumn("feature_dt", F.col("dt"))
-            .withColumn("dt", F.lit(day).cast("date"))
+            .withColumn("dt", date_literal(day))
             .withColumn(REASON_CODES, _reasons(columns, REASON_CODES))
             .withColumn(CHURN_REASON_CODES, _reasons(columns, CHURN_REASON_CODES))
         )

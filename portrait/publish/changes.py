@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from portrait.schemas import PORTRAIT_CHANGES
+from portrait.schemas.partitions import date_literal
 
 Transformation = Callable[[DataFrame], DataFrame]
 NEW_USER, LEFT, TAGS_CHANGED = "new_user", "left", "tags_changed"
@@ -46,8 +47,8 @@ def tag_changes(previous: DataFrame, previous_day: dt.date, day: dt.date) -> Tra
                 kind.alias("change_kind"),
                 F.array_sort(gained).alias("gained"),
                 F.array_sort(lost).alias("lost"),
-                F.lit(previous_day).cast("date").alias("previous_dt"),
-                F.lit(day).cast("date").alias("dt"),
+                date_literal(previous_day).alias("previous_dt"),
+                date_literal(day).alias("dt"),
             )
             .where(changed)
             .select(*[F.col(f.name).cast(f.dataType) for f in PORTRAIT_CHANGES.schema.fields])

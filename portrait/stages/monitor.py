@@ -8,12 +8,13 @@ import logging
 from pyspark.sql import DataFrame
 
 from portrait import audit
-from portrait.lakehouse import Lakehouse, between_days
+from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.model.pipeline import COUNT_FEATURES
 from portrait.model.training import snapshot_dates
 from portrait.monitor import Check, drift_rows, volume_row
 from portrait.schemas import CLICKSTREAM, MONITORING, USER_FEATURES, USER_PORTRAIT
+from portrait.schemas.partitions import between_days
 from portrait.stages.base import timed
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from portrait.features.staleness import (
 )
 from portrait.features.user_features import lookback_start
 from portrait.ingest.identity import stitch_person_id
-from portrait.lakehouse import Lakehouse, between_days
+from portrait.lakehouse import Lakehouse
 from portrait.schemas import (
     CLICKSTREAM,
     IDENTITY_GRAPH,
@@ -36,6 +36,7 @@ from portrait.schemas import (
     USER_DAILY_ACTIVITY,
     TableContract,
 )
+from portrait.schemas.partitions import between_days
 from portrait.stages.base import timed
 
 log = logging.getLogger(__name__)

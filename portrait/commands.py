@@ -39,7 +39,8 @@ from portrait.stages.publish import check_tag_registry
 CLEAR_ERRORS = (ConfigError, TableNotFoundError, SchemaMismatchError, SparkSetupError, NoModelError,
                 graph.BackfillError, operations.ReplayError, monitor.MonitoringBreach, train.NotEnoughHistoryError,
                 TagDefinitionError, CorruptTableError, LakehouseWriteError, ConcurrentWriteError,
-                TrackingUnavailableError, PseudonymKeyError, erasure.ErasureInputError)
+                TrackingUnavailableError, PseudonymKeyError, erasure.ErasureInputError, IngestError, SourceFileError,
+                SourceLayoutError)
 
 
 def _fail(message: object, code: int = EXIT_USAGE) -> int:
@@ -52,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.conf)
         return JOBS[args.job](args, cfg, args.date or yesterday(cfg.time_zone))
-    except QualityGateFailed as exc:  # the data was refused, not the command: exit code as for ingest
+    except QuarantineThresholdError as exc:  # the data was refused, not the command
+        print(exc.report.render(), file=sys.stderr)
+        return _fail(exc, EXIT_REJECTED)
+    except QualityGateFailed as exc:
         return _fail(exc, EXIT_REJECTED)
     except CLEAR_ERRORS as exc:
         return _fail(exc)
@@ -85,13 +89,7 @@ def _generate(args, cfg: Config, day: dt.date) -> int:
 
 
 def _ingest(args, cfg: Config, day: dt.date) -> int:
-    try:
-        outcome = ingest.run(_lake(cfg), day, _source(args), git_commit=args.git_commit)
-    except QuarantineThresholdError as exc:
-        print(exc.report.render(), file=sys.stderr)
-        return _fail(exc, EXIT_REJECTED)
-    except (IngestError, SourceFileError, SourceLayoutError) as exc:
-        return _fail(exc)
+    outcome = ingest.run(_lake(cfg), day, _source(args), git_commit=args.git_commit)
     print(outcome.report.render())
     return 0
 
@@ -108,7 +106,10 @@ def _features(args, cfg: Config, day: dt.date) -> int:
 
 
 def _train(args, cfg: Config, day: dt.date) -> int:
-    for target, result in train.run(_lake(cfg), day, git_commit=args.git_commit).items():
+    trained = train.run(_lake(cfg), day, git_commit=args.git_commit)
+    for reason in trained.skipped.values():
+        print(f"not trained: {reason}", file=sys.stderr)
+    for target, result in trained.items():
         print(f"trained {train.target_config(cfg, target).model.name}: run {result.run_id}, model "
               f"{result.model_uri}, test AUC {result.metrics['auc_roc']:.4f} on {result.test_rows:,} rows "
               f"(random baseline {result.metrics['baseline_random_auc_roc']:.4f}, "
@@ -135,6 +136,9 @@ def _daily(args, cfg: Config, day: dt.date) -> int:
 
 def _monitor(args, cfg: Config, day: dt.date) -> int:
     rows = monitor.run(_lake(cfg), day, git_commit=args.git_commit)
+    if not cfg.monitoring.enabled:
+        print(f"monitoring {day}: off (monitoring.enabled: false), no checks run")
+        return 0
     print(f"monitoring {day}: {len(rows)} checks, {sum(1 for row in rows if row.breached)} breached")
     return 0
 

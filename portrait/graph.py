@@ -19,7 +19,7 @@ from portrait.lakehouse import Lakehouse
 from portrait.privacy import pseudonym_key
 from portrait.schemas import INPUT_TABLES, USER_FEATURES, USER_PORTRAIT
 from portrait.stages import features, ingest, monitor, score, train
-from portrait.stages.base import timed
+from portrait.stages.base import input_versions, timed
 from portrait.stages.publish import check_tag_registry
 from portrait.stages.score import OUTPUT_TABLES
 
@@ -132,11 +132,12 @@ def run_daily(lake: Lakehouse, day: dt.date, generate_if_missing: bool = True, s
     """The daily job for ``day``: the tasks of :data:`DAILY` in order, recorded as a whole as job ``daily``
     (with the input versions the portrait names, so the run replays)."""
     started = time.monotonic()
-    check_tag_registry(lake)  # a bad tag definition fails now, not after training
-    pseudonym_key()  # the BI tables need it: a missing key fails now, not after training
     summary = RunSummary(run_date=day)
     params = TaskParams(day, git_commit, source, generate_if_missing)
     with audit.recorded(lake, DAILY_JOB, day, git_commit) as run:
+        check_tag_registry(lake)  # a bad tag definition fails now, not after training
+        pseudonym_key()  # the BI tables need it: a missing key fails now, not after training
+        run.input_versions = input_versions(lake)  # what a failed run had; replaced by what the portrait names
         outcomes = run_tasks(lake, DAILY, params)
         _summarise(summary, outcomes)
         run.input_versions = summary.input_versions = outcomes["score"].input_versions

@@ -173,9 +173,9 @@ def run(lake: Lakehouse, day: dt.date, model_uri: str | None = None, git_commit:
     none and ``model.daily_training`` allows), publish the portrait, write the BI tables and the report;
     recorded in ``job_runs`` as job ``score`` with the versions :func:`portrait.stages.operations.replay`
     needs."""
-    check_tag_registry(lake)  # a bad tag definition fails now, not after training
-    pseudonym_key()  # the BI tables need it: a missing key fails now, not after training
     with audit.recorded(lake, JOB, day, git_commit) as run:
+        check_tag_registry(lake)  # a bad tag definition fails now, not after training
+        pseudonym_key()  # the BI tables need it: a missing key fails now, not after training
         run.input_versions = input_versions(lake)
         scorer, churn, trained = _scorers(lake, day, model_uri)
         run.mlflow_run_id = scorer.run_id

@@ -168,10 +168,18 @@ def train(lake: Lakehouse, run_date: dt.date, target: str = PURCHASE_TARGET) -> 
                           train_count, int(metrics["rows"]), explanation, decision)
 
 
-def train_targets(lake: Lakehouse, day: dt.date, targets: list[str]) -> dict[str, TrainingResult]:
+class Trained(dict):
+    """The training results of a run by target (a dict), and ``skipped``: why a target was not trained."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped: dict[str, str] = {}
+
+
+def train_targets(lake: Lakehouse, day: dt.date, targets: list[str]) -> Trained:
     """Train each of ``targets`` (purchase first); a secondary target without enough history is skipped with
     a warning (churn looks 30 days ahead: its portrait column waits), the purchase target's error is raised."""
-    trained: dict[str, TrainingResult] = {}
+    trained = Trained()
     for target in targets:
         with timed("train" if target == PURCHASE_TARGET else f"train {target}"):
             try:
@@ -179,6 +187,7 @@ def train_targets(lake: Lakehouse, day: dt.date, targets: list[str]) -> dict[str
             except NotEnoughHistoryError as exc:
                 if target == PURCHASE_TARGET:
                     raise
+                trained.skipped[target] = str(exc)
                 log.warning("%s; its portrait column stays empty until then", exc)
     return trained
 
@@ -200,7 +209,7 @@ def targets_to_train(cfg: Config) -> list[str]:
     return needed
 
 
-def run(lake: Lakehouse, day: dt.date, git_commit: str | None = None) -> dict[str, TrainingResult]:
+def run(lake: Lakehouse, day: dt.date, git_commit: str | None = None) -> Trained:
     """The train task (the weekly job): every target of ``model.targets``, recorded in ``job_runs`` as job
     ``train`` with the purchase model's MLflow run."""
     with audit.recorded(lake, JOB, day, git_commit) as run:

@@ -26,6 +26,7 @@ from portrait.model import tracking
 from portrait.schemas import CLICKSTREAM, USER_PORTRAIT
 from portrait.stages import forget
 from tests.conftest import REPO, config_environ, make_config
+from tests.net_helpers import closed_port
 from tests.privacy_helpers import DAY, portrait_rows
 
 
@@ -34,6 +35,35 @@ def _files(path: Path) -> dict[str, bytes]:
 
 
 # ------------------------------------------------------------------------------------ killed mid-write
+
+
+def _complete_parquet(path: Path) -> bool:
+    """True once the writer has closed the file: a Parquet file ends with its footer and the magic ``PAR1``."""
+    try:
+        with path.open("rb") as data:
+            data.seek(0, 2)
+            if data.tell() < 12:
+                return False
+            data.seek(-4, 2)
+            return data.read(4) == b"PAR1"
+    except FileNotFoundError:
+        return False
+
+
+def _closed_uncommitted_files(table: Path, committed: set[str]) -> set[Path]:
+    """Data files of ``table`` that no commit references and that their writer has closed."""
+    known = {c.replace("file:///", "file:/") for c in committed}
+    return {p for p in table.rglob("*.parquet")
+            if p.resolve().as_uri().replace("file:///", "file:/") not in known and _complete_parquet(p)}
+
+
+def _wait_for(condition, process: subprocess.Popen, what: str, seconds: float = 240) -> None:
+    """Poll ``condition`` until it holds; fail with the process's output when it exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, process.stdout.read().decode(errors="replace")[-3000:]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
 
 KILLED_WRITER = textwrap.dedent('''
     import datetime, sys, time
@@ -78,12 +108,9 @@ def test_sigkill_during_the_portrait_write_leaves_the_old_partition_and_a_rerun_
     writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(marker)], cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 240
-        while not marker.exists():
-            assert writer.poll() is None, writer.stdout.read().decode(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "the writer never started writing"
-            time.sleep(0.5)
-        time.sleep(2)  # let the other task finish its file
+        # Kill only once the stalled task is in its write and the other task has closed its file.
+        _wait_for(lambda: marker.exists() and _closed_uncommitted_files(Path(ref.path), committed_files),
+                  writer, "the writer never reached the middle of its write")
     finally:
         os.killpg(writer.pid, signal.SIGKILL)  # the writer, its JVM and its Python workers
         writer.wait(timeout=60)
@@ -128,6 +155,7 @@ def test_two_runs_of_the_same_date_at_once_leave_exactly_one_copy(spark, tmp_pat
             thread.start()
         for thread in threads:
             thread.join(timeout=300)
+            assert not thread.is_alive(), f"round {round_number}: a write still runs after 300 s"
         for exc in errors:
             assert isinstance(exc, faults.ConcurrentWriteError), f"round {round_number}: unclear failure {exc!r}"
         assert len(errors) < 2, f"round {round_number}: both runs failed"
@@ -212,22 +240,26 @@ def test_the_cli_reports_a_corrupt_table_in_one_line(spark, tmp_path, capsys, mo
 
 @pytest.fixture
 def mlflow_down(tmp_path, monkeypatch):
-    """A configuration whose tracking server refuses connections; MLflow fails fast instead of retrying."""
+    """A configuration whose tracking server refuses connections; MLflow fails fast instead of retrying.
+
+    The port is held bound without listening for the whole test, so nothing can answer on it."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    return make_config(tmp_path, MLFLOW__TRACKING_URI="http://127.0.0.1:9")  # discard port: nothing listens
+    with closed_port() as port:
+        yield make_config(tmp_path, MLFLOW__TRACKING_URI=f"http://127.0.0.1:{port}")
 
 
 def test_scoring_with_mlflow_down_is_a_clear_error_and_the_portrait_stays(spark, mlflow_down, tmp_path, capsys,
                                                                          monkeypatch):
     published = portrait_rows(spark, ["u1", "u2"])
     io.replace_partition(spark, mlflow_down, USER_PORTRAIT, published, DAY)
-    for name, value in config_environ(tmp_path, MLFLOW__TRACKING_URI="http://127.0.0.1:9").items():
+    down = mlflow_down.mlflow.tracking_uri
+    for name, value in config_environ(tmp_path, MLFLOW__TRACKING_URI=down).items():
         monkeypatch.setenv(name, value)
     code = cli.main(["score", "--conf", str(REPO / "conf" / "local.yml"), "--date", DAY.isoformat()])
     assert code == cli.EXIT_USAGE
     err = capsys.readouterr().err
-    assert "MLflow tracking server http://127.0.0.1:9 (mlflow.tracking_uri) is unreachable" in err
+    assert f"MLflow tracking server {down} (mlflow.tracking_uri) is unreachable" in err
     assertDataFrameEqual(io.read_table(spark, mlflow_down, USER_PORTRAIT), published)
 
 

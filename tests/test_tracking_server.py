@@ -7,9 +7,9 @@ afterwards. Nothing here touches a file store directly: every call goes through 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,17 +26,12 @@ from portrait.model.pipeline import build_pipeline
 from portrait.model.promotion import FIRST_CHAMPION, promote
 from portrait.model.scoring import SCORE, score
 from tests.conftest import make_config
+from tests.net_helpers import PortInUse, start_on_free_port
 from tests.test_scoring import LABELLED, SETTINGS, _row
 
 pytestmark = pytest.mark.slow
 
 STARTUP_SECONDS = 180
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _healthy(url: str) -> bool:
@@ -47,12 +42,22 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def tracking_server(tmp_path_factory):
-    root: Path = tmp_path_factory.mktemp("mlflow_server")
-    port = _free_port()
+def _stop(server: subprocess.Popen) -> None:
+    """Stop the server's process group (its workers too); nothing to do when none of it is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
+def _start_server(root: Path, port: int) -> tuple[subprocess.Popen, str]:
+    """``mlflow server`` on ``port``, healthy; :class:`PortInUse` when another process took the port first."""
     url = f"http://127.0.0.1:{port}"
-    log_path = root / "server.log"
+    log_path = root / f"server-{port}.log"
     command = [
         str(Path(sys.executable).parent / "mlflow"), "server",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
@@ -62,22 +67,30 @@ def tracking_server(tmp_path_factory):
     with open(log_path, "wb") as log:
         # Own session, so stopping it stops the server's workers too (and nothing else).
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        if server.poll() is not None:  # first: a server that lost the port must not take another's for its own
+            _stop(server)  # workers it may have left in its session
+            output = log_path.read_text()
+            if "address already in use" in output.lower():
+                raise PortInUse(f"port {port}: {output[-500:]}")
+            pytest.fail(f"mlflow server exited with {server.returncode}:\n{output[-3000:]}")
+        if time.monotonic() > deadline:
+            _stop(server)
+            pytest.fail(f"mlflow server not healthy after {STARTUP_SECONDS} s:\n{log_path.read_text()[-3000:]}")
+        if _healthy(url):
+            return server, url
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    root: Path = tmp_path_factory.mktemp("mlflow_server")
+    server, url = start_on_free_port(lambda port: _start_server(root, port))
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not _healthy(url):
-            if server.poll() is not None:
-                pytest.fail(f"mlflow server exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not healthy after {STARTUP_SECONDS} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(1)
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        _stop(server)
 
 
 def test_train_register_promote_and_load_over_http(spark, tracking_server, tmp_path):

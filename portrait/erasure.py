@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from portrait.schemas import TableContract
+from portrait.schemas import MAX_ID_LENGTH, TableContract, clean_id, id_problem
 
-MAX_ID_LENGTH = 256
 # Java regex: the characters that end a token in a free-text column (everything but letters, digits, _ . @ -).
 TOKEN_SEPARATOR = r"[^\p{L}\p{N}_.@-]+"
 _TOKEN = re.compile(r"^[\w.@-]+$")
@@ -40,22 +39,22 @@ class ErasureInputError(ValueError):
 
 
 def normalise_ids(values: Iterable[str], source: str = "--user") -> list[str]:
-    """The requested ids, stripped and de-duplicated in order; blank values are skipped.
+    """The requested ids, trimmed of spaces as ingest trims them and de-duplicated in order; blank values are
+    skipped.
 
-    Raises :class:`ErasureInputError` naming ``source`` and the position of a value with control
-    characters or longer than ``MAX_ID_LENGTH``, and when no id is left at all.
+    Raises :class:`ErasureInputError` naming ``source`` and the position of a value that breaks the id rule
+    ingest also applies (:func:`portrait.schemas.id_problem`: control characters, longer than
+    ``MAX_ID_LENGTH``), and when no id is left at all.
     """
     ids: list[str] = []
     for position, raw in enumerate(values, start=1):
-        value = raw.strip()
+        value = clean_id(raw)
         if not value:
             continue
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ErasureInputError(f"{source}, value {position}: the id contains control characters; "
-                                    "give one id per value (per line in a file)")
-        if len(value) > MAX_ID_LENGTH:
-            raise ErasureInputError(f"{source}, value {position}: the id is {len(value)} characters long, "
-                                    f"more than {MAX_ID_LENGTH}; is this really an id?")
+        problem = id_problem(value)
+        if problem:
+            raise ErasureInputError(f"{source}, value {position}: the id {problem}; give one id per value (per "
+                                    f"line in a file), at most {MAX_ID_LENGTH} characters with no control characters")
         if value not in ids:
             ids.append(value)
     if not ids:

@@ -6,12 +6,15 @@ or written atomically on the driver's file system.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import AnalysisException, PySparkException
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -39,6 +42,45 @@ def read_text_files(spark: SparkSession, path: str) -> DataFrame:
     frame = _load_files(spark, path, "text files",
                         lambda: spark.read.format("text").schema("value STRING").load(path))
     return frame.select("value", F.col("_metadata.file_path").alias("source_file"))
+
+
+# A quote that is never closed makes the rest of a CSV file one field. Past this many characters in one field the
+# read fails, naming the file, rather than taking the rest of a large file for one value.
+MAX_CSV_FIELD_CHARS = 1_000_000
+
+
+def read_csv_records(spark: SparkSession, paths: Sequence[str], schema: str, options: dict[str, str]) -> DataFrame:
+    """The records of the CSV files ``paths`` (file URIs as ``source_file`` gives them), parsed by Spark's CSV
+    reader with ``options`` into ``schema`` (DDL), a record going on over line breaks inside quoted fields.
+
+    Columns: the schema's and ``source_file``. Each file is one task (it cannot be split at an arbitrary line).
+    Blank lines are skipped; bytes that are not UTF-8 become U+FFFD (check them as text lines first). A field
+    over :data:`MAX_CSV_FIELD_CHARS` characters fails the read (see :func:`collect_from_files`).
+    """
+    reader = (spark.read.format("csv").schema(schema).options(**options)
+              .option("multiLine", "true").option("header", "false").option("encoding", "UTF-8")
+              .option("maxCharsPerColumn", str(MAX_CSV_FIELD_CHARS)))
+    frame = _load_files(spark, ", ".join(paths), "CSV files", lambda: reader.load(list(paths)))
+    return frame.select("*", F.col("_metadata.file_path").alias("source_file"))
+
+
+def collect_from_files(frame: DataFrame, path: str) -> list[Row]:
+    """``frame.collect()`` of a (small) summary of the files at ``path``, a read failure raised as
+    :class:`SourceFileError` naming the file and what to do."""
+    try:
+        return frame.collect()
+    except (PySparkException, Py4JJavaError) as exc:
+        text = str(exc)
+        named = re.search(r"reading file (\S+?)\.?(\s|$)", text)
+        where = named.group(1) if named else path
+        if "exceeds the maximum number of characters" in text:
+            raise SourceFileError(
+                f"{where}: a CSV field runs over {MAX_CSV_FIELD_CHARS:,} characters, most likely from a quote "
+                "that is never closed (it takes the rest of the file for one field). Fix the quoting: a quoted "
+                'field ends with a quote, and a quote inside it is written twice ("").') from None
+        reason = next((line.lstrip(": ") for line in text.strip().splitlines()
+                       if line.strip() and not line.startswith("An error occurred while calling")), text)
+        raise SourceFileError(f"cannot read the files at {where}: {reason}") from None
 
 
 def read_csv_header(spark: SparkSession, path: str, delimiter: str) -> list[str]:

@@ -1,14 +1,17 @@
-"""Each source format: a hand-made file with normal rows and every kind of bad row, exact results."""
+"""Each source format: a hand-made file with normal rows and every kind of bad row, exact results; CSV records over
+several lines and doubled quotes (RFC 4180); ids the erasure could not name."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from portrait import erasure
 from portrait.lakehouse import Lakehouse
-from portrait.schemas import CLICKSTREAM, ORDERS
+from portrait.schemas import CLICKSTREAM, MAX_ID_LENGTH, ORDERS, id_problem, id_problem_column
 from portrait.stages import ingest
 from portrait.stages.ingest import Source
 from tests.conftest import make_config
@@ -214,6 +217,60 @@ def test_rees46(spark, lax, tmp_path):
     assert report.ignored_columns == [] and report.missing_optional_columns == []
 
 
+REES46_HEADER = REES46.splitlines()[0] + "\n"
+# Records over several lines (RFC 4180): a quoted field may hold line breaks, and a quote inside it is doubled.
+# The line 'brand",1.5,6,s6' is no header line, though it starts with a column name: it goes on a quoted field.
+REES46_SPANNING = REES46_HEADER + '''\
+2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,"furniture.living_room
+sofa",shiseido,35.79,541312140,72d76fde
+2019-10-01 00:00:05 UTC,cart,3900821,2053013552326770905,appliances.water_heater,"aqua ""pro""",33.20,554748717,9333dfbd
+2019-10-01 00:00:10 UTC,view,1,2,,"Acme
+brand",1.5,6,s6
+2019-10-01 00:00:20 UTC,view,1,2,,b,1.0,"7
+next",s7
+2019-10-01 00:00:30 UTC,wishlist,1,2,,"b ""x""",1.0,8,s8
+2019-10-01 00:00:40 UTC,view,1,2,,"never closed,1.0,9,s9
+2019-10-01 00:00:50 UTC,view,1,2,,b,1.0,10,s10
+'''
+# One record per line: read line by line, and a doubled quote is one quote there too.
+REES46_LINES = REES46_HEADER + '2019-10-01 00:01:00 UTC,view,1,2,,"say ""hi""",2.0,11,s11\n'
+
+
+def test_rees46_records_over_several_lines_and_doubled_quotes(spark, lax, tmp_path):
+    write(tmp_path / "in" / "2019-Oct.csv", REES46_SPANNING)
+    write(tmp_path / "in" / "2019-Nov.csv", REES46_LINES)
+    report = ingest.load(Lakehouse(spark, lax), Source("rees46", str(tmp_path / "in")), now=NOW)
+
+    def rs(seconds, etype, product, cat, brand, price, user, session):
+        t = (dt.datetime(2019, 10, 1) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return event_id("rees46", user, session, t, etype, product, cat, brand, price)
+
+    def at(seconds):
+        return utc(dt.datetime(2019, 10, 1, tzinfo=dt.timezone.utc).timestamp() + seconds)
+
+    assertDataFrameEqual(clickstream(spark, lax), _events(spark, [
+        _event(rs(0, "view", "44600062", "2103807459595387724", "shiseido", "35.79", "541312140", "72d76fde"),
+               "541312140", at(0), "view", "44600062", "2103807459595387724", "shiseido", 35.79, "72d76fde"),
+        _event(rs(5, "cart", "3900821", "2053013552326770905", 'aqua "pro"', "33.20", "554748717", "9333dfbd"),
+               "554748717", at(5), "cart", "3900821", "2053013552326770905", 'aqua "pro"', 33.2, "9333dfbd"),
+        _event(rs(10, "view", "1", "2", "Acme\nbrand", "1.5", "6", "s6"),
+               "6", at(10), "view", "1", "2", "Acme\nbrand", 1.5, "s6"),
+        _event(rs(60, "view", "1", "2", 'say "hi"', "2.0", "11", "s11"),
+               "11", at(60), "view", "1", "2", 'say "hi"', 2.0, "s11"),
+    ]))
+    assert quarantine(spark, lax) == sorted([
+        ("2019-Oct.csv", '2019-10-01 00:00:20 UTC,view,1,2,,b,1.0,"7\nnext",s7', "invalid_id",
+         "column 'user_id' holds an id that contains control characters (U+000A)"),
+        ("2019-Oct.csv", '2019-10-01 00:00:30 UTC,wishlist,1,2,,"b ""x""",1.0,8,s8', "unknown_event_type",
+         "column 'event_type' value 'wishlist' is not one of view, cart, remove_from_cart, purchase"),
+        ("2019-Oct.csv", '2019-10-01 00:00:40 UTC,view,1,2,,"never closed,1.0,9,s9\n'
+                         '2019-10-01 00:00:50 UTC,view,1,2,,b,1.0,10,s10', "malformed_row",
+         "expected 9 fields separated by ','; the record runs over 2 lines (quoted line breaks, or a quote never "
+         "closed)"),
+    ])
+    assert (report.rows_read, report.rows_accepted, report.rows_quarantined, report.files) == (7, 4, 3, 2)
+
+
 GENERIC_JSON = """\
 {"uid": "u1", "device": "d1", "ts": 1764000000000, "action": "click", "sku": "s1", "amount": "9.5"}
 {"uid": null, "device": "d1", "ts": 1764000001000, "action": "search", "q": "running shoes"}
@@ -289,6 +346,48 @@ def test_generic_csv_with_a_time_pattern(spark, tmp_path):
                                        "column 'ts' value '2026-11-01 25:00:00' does not match the pattern "
                                        "'yyyy-MM-dd HH:mm:ss'")]
     assert sorted(report.missing_optional_columns) == ["oid", "q", "qty"] and report.ignored_columns == ["id"]
+
+
+def test_ids_that_forget_could_not_name_are_quarantined(spark, tmp_path):
+    cfg = generic_config(tmp_path, "csv", TIME_FORMAT="yyyy-MM-dd HH:mm:ss")
+    longest, too_long = "x" * MAX_ID_LENGTH, "u" * (MAX_ID_LENGTH + 44)
+    rows = [
+        'u1,d1,2026-11-01 10:00:00,search,,,"say ""hi"" to ""shoes""",,',  # doubled quotes on one line
+        f"{longest},d1,2026-11-01 10:01:00,click,s1,1.0,,,",  # the longest id forget accepts
+        f"{too_long},d1,2026-11-01 10:02:00,click,s1,1.0,,,",
+        "u\x014,d4,2026-11-01 10:03:00,click,s1,1.0,,,",
+        "u5,d\t5,2026-11-01 10:04:00,click,s1,1.0,,,",
+        f"u6,d6,2026-11-01 10:05:00,click,{'s' * 257},1.0,,,",
+        f"u7,d7,2026-11-01 10:06:00,order,s1,1.0,,1,{'o' * 300}",
+    ]
+    path = write(tmp_path / "ids.csv", "uid,device,ts,action,sku,amount,q,qty,oid\n" + "\n".join(rows) + "\n")
+    report = ingest.load(Lakehouse(spark, cfg), Source("generic", str(path)), now=NOW)
+    loaded = clickstream(spark, cfg).select("user_id", "anonymous_id", "event_type", "search_query").collect()
+    assert sorted(tuple(r) for r in loaded) == [("u1", "d1", "search", 'say "hi" to "shoes"'),
+                                                (longest, "d1", "view", None)]
+    assert quarantine(spark, cfg) == sorted([
+        ("ids.csv", rows[2], "invalid_id", "column 'uid' holds an id that is 300 characters long, more than 256"),
+        ("ids.csv", rows[3], "invalid_id", "column 'uid' holds an id that contains control characters (U+0001)"),
+        ("ids.csv", rows[4], "invalid_id", "column 'device' holds an id that contains control characters (U+0009)"),
+        ("ids.csv", rows[5], "invalid_id", "column 'sku' holds an id that is 257 characters long, more than 256"),
+        ("ids.csv", rows[6], "invalid_id", "column 'oid' holds an id that is 300 characters long, more than 256"),
+    ])
+    assert (report.rows_read, report.rows_accepted, report.rows_quarantined) == (7, 2, 5)
+    assert report.quarantined_by_rule == {"invalid_id": 5} and orders(spark, cfg).count() == 0
+
+
+def test_ingest_and_forget_apply_one_id_rule(spark):
+    values = ["u1", "x" * MAX_ID_LENGTH, "x" * (MAX_ID_LENGTH + 1), "u\x00", "u\n1", "\x7f", "é" * 300, "u1\u00a0"]
+    in_spark = spark.createDataFrame([(v,) for v in values], "id string").select(
+        id_problem_column(F.col("id")).alias("problem")).collect()
+    assert [r["problem"] for r in in_spark] == [id_problem(v) for v in values] == [
+        None, None, "is 257 characters long, more than 256", "contains control characters (U+0000)",
+        "contains control characters (U+000A)", "contains control characters (U+007F)",
+        "is 300 characters long, more than 256", None]
+    # forget trims what ingest trims (spaces only), so an id stored with other white space can still be named
+    assert erasure.normalise_ids([" u1 ", "u1\u00a0"]) == ["u1", "u1\u00a0"]
+    with pytest.raises(erasure.ErasureInputError, match=r"the id contains control characters \(U\+0009\)"):
+        erasure.normalise_ids(["u1\t"])
 
 
 def test_generic_parquet_with_typed_columns(spark, tmp_path):

@@ -114,6 +114,16 @@ def test_unreadable_files_and_encodings_are_errors_naming_the_file(spark, cfg, t
         ingest.load(Lakehouse(spark, cfg), Source("taobao", str(write(tmp_path / "empty.csv", "\n"))), now=NOW)
 
 
+def test_a_quote_never_closed_in_a_large_file_is_an_error_naming_the_file(spark, cfg, tmp_path):
+    # the open quote would take the rest of the file for one field: past the limit the run stops, writing nothing
+    rows = "1433221332117,7,view,1,\n" * (files.MAX_CSV_FIELD_CHARS // 24 + 1)
+    path = write(tmp_path / "open" / "events.csv", RR_HEADER + '1433221332117,7,view,"1,\n' + rows)
+    with pytest.raises(files.SourceFileError, match=r"open/events.csv: a CSV field runs over 1,000,000 characters, "
+                                                    r"most likely from a quote that is never closed"):
+        ingest.load(Lakehouse(spark, cfg), Source("retailrocket", str(path)), now=NOW)
+    assert not io.table_exists(spark, io.table_ref(cfg, CLICKSTREAM))
+
+
 def test_contract_tables_carry_check_constraints(spark, tmp_path):
     cfg = make_config(tmp_path, IDENTITY__ENABLED="false")
     ref = io.ensure_table(spark, cfg, CLICKSTREAM)

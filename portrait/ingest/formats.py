@@ -35,7 +35,8 @@ Transformation = Callable[[DataFrame], DataFrame]
 
 FORMATS: tuple[str, ...] = ("taobao", "retailrocket", "rees46", "generic")
 TIME_UNITS = ("seconds", "millis")
-_CORRUPT = "_corrupt"
+# The column that holds the text of a CSV record or JSON line that could not be split into the expected fields.
+CORRUPT_COLUMN = "_corrupt"
 # Unix times beyond year 9999 cannot become timestamps; such numbers are out of range, not an overflow.
 _MAX_EPOCH_SECONDS = 253_402_300_799
 
@@ -163,18 +164,36 @@ def is_header_line(layout: SourceLayout) -> Column:
     return _first_field(layout).isin(*[c.lower() for c in layout.columns])
 
 
+def csv_options(layout: SourceLayout) -> dict[str, str]:
+    """How CSV text is parsed (RFC 4180), by the line parser and the record reader alike: fields separated by the
+    layout's delimiter, a field may be quoted with ``"`` (then it may hold the delimiter, line breaks, and
+    quotes written twice, ``""``); PERMISSIVE: a record with another number of fields than the columns keeps its
+    text in :data:`CORRUPT_COLUMN`."""
+    return {"sep": layout.delimiter, "quote": '"', "escape": '"', "mode": "PERMISSIVE",
+            "columnNameOfCorruptRecord": CORRUPT_COLUMN}
+
+
+def opens_quoted_line_break(line: Column) -> Column:
+    """True for a line with an odd number of ``"``: it opens a quoted field that goes on past the line's end
+    (or holds a stray quote). A CSV file without such a line has one record per line."""
+    return (F.length(line) - F.length(F.translate(line, '"', ""))) % 2 == 1
+
+
 def file_summary(layout: SourceLayout) -> Transformation:
-    """Per source file: header lines found, lines with bytes that are not UTF-8, data lines.
+    """Per source file: header lines found, lines with bytes that are not UTF-8, data lines, and (CSV) lines
+    that open a quoted field going on past the line (``open_quote_lines``: records span lines in that file).
 
     One small row per file, so the caller can check every file's layout before loading anything.
     """
 
     def transform(lines: DataFrame) -> DataFrame:
         header = is_header_line(layout)
+        open_quote = opens_quoted_line_break(F.col("value")) if layout.file_format == "csv" else F.lit(False)
         return lines.groupBy("source_file").agg(
             F.array_sort(F.collect_set(F.when(header, F.col("value")))).alias("headers"),
             F.count(F.when(~F.is_valid_utf8("value"), True)).alias("bad_encoding_lines"),
             F.count(F.when(~header & (F.trim("value") != ""), True)).alias("data_lines"),
+            F.count(F.when(open_quote, True)).alias("open_quote_lines"),
         )
 
     return transform
@@ -232,10 +251,10 @@ def resolve_columns(layout: SourceLayout, file_headers: Sequence[tuple[str, list
 
 
 def _ddl(columns: Sequence[str]) -> str:
-    return ", ".join(f"`{c.replace('`', '')}` STRING" for c in (*columns, _CORRUPT))
+    return ", ".join(f"`{c.replace('`', '')}` STRING" for c in (*columns, CORRUPT_COLUMN))
 
 
-def _staged(layout: SourceLayout, fields: dict[str, Column], raw: Column, malformed: Column) -> list[Column]:
+def staged_columns(layout: SourceLayout, fields: dict[str, Column], raw: Column, malformed: Column) -> list[Column]:
     """The staged columns: source_file, raw_row, malformed and one src_<field> per clickstream field."""
     out = [F.col("source_file"), raw.alias("raw_row"), malformed.alias("malformed")]
     for target in GENERIC_TARGET_FIELDS:
@@ -246,7 +265,9 @@ def _staged(layout: SourceLayout, fields: dict[str, Column], raw: Column, malfor
 
 
 def stage_text(layout: SourceLayout, resolved: ResolvedColumns) -> Transformation:
-    """Split text lines (CSV or JSON lines) into the staged columns; header and blank lines are dropped.
+    """Split text lines (JSON lines, or CSV lines that each hold one record) into the staged columns; header and
+    blank lines are dropped. CSV files whose records span lines are staged by
+    :func:`portrait.ingest.csv_records.stage_records` instead.
 
     A CSV line with another number of fields than the header, or a JSON line that is not an object, keeps
     its raw text and gets a reason in ``malformed``.
@@ -255,17 +276,16 @@ def stage_text(layout: SourceLayout, resolved: ResolvedColumns) -> Transformatio
     def transform(lines: DataFrame) -> DataFrame:
         data = lines.where((F.trim("value") != "") & ~is_header_line(layout))
         if layout.file_format == "json":
-            schema = T.StructType([T.StructField(c, T.StringType()) for c in (*resolved.columns, _CORRUPT)])
-            parsed = F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+            schema = T.StructType([T.StructField(c, T.StringType()) for c in (*resolved.columns, CORRUPT_COLUMN)])
+            parsed = F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN})
             reason = F.lit("not a JSON object")
         else:
-            options = {"sep": layout.delimiter, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
-            parsed = F.from_csv("value", _ddl(resolved.columns), options)
+            parsed = F.from_csv("value", _ddl(resolved.columns), csv_options(layout))
             reason = F.lit(f"expected {len(resolved.columns)} fields separated by '{layout.delimiter}'")
         split = data.select("source_file", "value", parsed.alias("_f"))
         fields = {c: F.col("_f").getField(c) for c in resolved.columns}
-        corrupt = F.col("_f").isNull() | F.col("_f").getField(_CORRUPT).isNotNull()
-        return split.select(*_staged(layout, fields, F.col("value"), F.when(corrupt, reason)))
+        corrupt = F.col("_f").isNull() | F.col("_f").getField(CORRUPT_COLUMN).isNotNull()
+        return split.select(*staged_columns(layout, fields, F.col("value"), F.when(corrupt, reason)))
 
     return transform
 
@@ -302,7 +322,7 @@ def stage_parquet(layout: SourceLayout,
         if timestamp_time:
             fields[time_source] = F.unix_millis(F.col(f"`{present[time_source].name}`")).cast("string")
         raw = F.to_json(F.struct(*originals))
-        return records.select(*_staged(staged_layout, fields, raw, F.lit(None).cast("string")))
+        return records.select(*staged_columns(staged_layout, fields, raw, F.lit(None).cast("string")))
 
     return transform, resolved, staged_layout
 

@@ -11,6 +11,9 @@ malformed_row          a CSV line with another number of fields than the header;
                        not an object
 missing_required       an empty required field: event time, event type, user id (or, for generic
                        sources, user id or anonymous id), item id (except searches), user id of a purchase
+invalid_id             an id (any ``*_id`` column of clickstream and orders: user, anonymous, session, item,
+                       category, order, event) that ``portrait forget`` could not name: control characters
+                       or more than ``MAX_ID_LENGTH`` characters (:mod:`portrait.schemas.ids`)
 unparseable_number     a Unix time, price or quantity that is not a number
 unparseable_time       a time text that does not match the format's pattern
 unknown_event_type     an event type outside the format's vocabulary
@@ -31,12 +34,14 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from portrait.config import GENERIC_TARGET_FIELDS
 from portrait.ingest.formats import SourceLayout
+from portrait.schemas import CLICKSTREAM, ORDERS, id_problem_column
 
 Transformation = Callable[[DataFrame], DataFrame]
 
 RULES: tuple[str, ...] = (
-    "malformed_row", "missing_required", "unparseable_number", "unparseable_time", "unknown_event_type",
+    "malformed_row", "missing_required", "invalid_id", "unparseable_number", "unparseable_time", "unknown_event_type",
     "time_out_of_range", "negative_price", "quantity_not_positive", "inconsistent_order",
 )
 
@@ -51,6 +56,10 @@ class Rule:
 
 
 Check = tuple[Column, Column]  # (true when the row breaks it, what was wrong)
+
+# The loaded fields holding an id: every id column of the tables ingest writes, by the contracts.
+ID_FIELDS: tuple[str, ...] = tuple(
+    f for f in GENERIC_TARGET_FIELDS if f in {*CLICKSTREAM.identifier_columns, *ORDERS.identifier_columns})
 
 
 def _quoted(column: str) -> Column:
@@ -98,6 +107,16 @@ def _missing_checks(layout: SourceLayout) -> list[Check]:
         missing.append(((F.col("event_type") == "buy") & _empty("user_id"),
                         _message(layout, "user_id", "is empty on a purchase")))
     return missing
+
+
+def _id_checks(layout: SourceLayout) -> list[Check]:
+    """One check per mapped id field: the id rule ``portrait forget`` applies (the value is in ``raw_row``)."""
+    checks = []
+    for target in ID_FIELDS:
+        if layout.source_of(target):
+            problem = id_problem_column(F.col(target))
+            checks.append((problem.isNotNull(), F.concat(_message(layout, target, "holds an id that "), problem)))
+    return checks
 
 
 def _number_checks(layout: SourceLayout) -> list[Check]:
@@ -162,6 +181,7 @@ def rules(layout: SourceLayout, earliest: dt.datetime, latest: dt.datetime) -> l
     for name, checks in (
         ("malformed_row", [(F.col("malformed").isNotNull(), F.col("malformed"))]),
         ("missing_required", _missing_checks(layout)),
+        ("invalid_id", _id_checks(layout)),
         ("unparseable_number", _number_checks(layout)),
         ("unparseable_time", _time_text_checks(layout)),
         ("unknown_event_type", [unknown_type]),

@@ -7,7 +7,8 @@ these columns, so a table never drifts by accident.
 By table family: ``contract`` (the :class:`TableContract` type), ``inputs`` (clickstream, orders, items,
 users, reviews), ``features`` (daily rollups and ``user_features``), ``published`` (``user_portrait``, its
 checks and changes, the BI tables), ``ingest`` (quarantine, ingest runs, identity graph) and ``operations``
-(job runs, monitoring, erasure requests). Import contracts from ``portrait.schemas``.
+(job runs, monitoring, erasure requests); ``ids`` holds the rule every id value follows. Import contracts
+from ``portrait.schemas``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from portrait.schemas.features import (
     USER_FEATURES,
     WINDOWS_DAYS,
 )
+from portrait.schemas.ids import CONTROL_CHARACTER, MAX_ID_LENGTH, clean_id, id_problem, id_problem_column
 from portrait.schemas.ingest import IDENTITY_GRAPH, IDENTITY_MERGE_LOG, INGEST_RUNS, INGEST_TABLES, QUARANTINE
 from portrait.schemas.inputs import (
     CLICKSTREAM,
@@ -51,10 +53,11 @@ ALL_TABLES: dict[str, TableContract] = {
 }
 
 __all__ = [
-    "ALL_TABLES", "BI_TABLES", "CLICKSTREAM", "COUNTED_EVENTS", "DAYPARTS", "ERASURE_REQUESTS", "EVENT_TYPES",
-    "IDENTITY_GRAPH", "IDENTITY_MERGE_LOG", "INGEST_RUNS", "INGEST_TABLES", "INPUT_TABLES", "ITEMS", "JOB_RUNS",
-    "MONITORING", "OPERATIONS_TABLES", "ORDERS", "ORDER_STATUSES", "OUTPUT_TABLES", "PERSON_ID_COLUMNS",
-    "PERSON_KEY_COLUMN", "PORTRAIT_CHANGES", "PORTRAIT_LATEST", "PRIVACY_TABLES", "PUBLISH_CHECKS", "PUBLISH_TABLES",
-    "QUARANTINE", "REVIEWS", "ROLLUP_INPUTS", "SEGMENT_DAILY", "SEGMENT_KINDS", "USERS", "USER_DAILY_ACTIVITY",
-    "USER_FEATURES", "USER_PORTRAIT", "WINDOWS_DAYS", "TableContract", "_col",
+    "ALL_TABLES", "BI_TABLES", "CLICKSTREAM", "CONTROL_CHARACTER", "COUNTED_EVENTS", "DAYPARTS", "ERASURE_REQUESTS",
+    "EVENT_TYPES", "IDENTITY_GRAPH", "IDENTITY_MERGE_LOG", "INGEST_RUNS", "INGEST_TABLES", "INPUT_TABLES", "ITEMS",
+    "JOB_RUNS", "MAX_ID_LENGTH", "MONITORING", "OPERATIONS_TABLES", "ORDERS", "ORDER_STATUSES", "OUTPUT_TABLES",
+    "PERSON_ID_COLUMNS", "PERSON_KEY_COLUMN", "PORTRAIT_CHANGES", "PORTRAIT_LATEST", "PRIVACY_TABLES",
+    "PUBLISH_CHECKS", "PUBLISH_TABLES", "QUARANTINE", "REVIEWS", "ROLLUP_INPUTS", "SEGMENT_DAILY", "SEGMENT_KINDS",
+    "USERS", "USER_DAILY_ACTIVITY", "USER_FEATURES", "USER_PORTRAIT", "WINDOWS_DAYS", "TableContract", "_col",
+    "clean_id", "id_problem", "id_problem_column",
 ]

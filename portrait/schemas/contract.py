@@ -51,6 +51,13 @@ class TableContract:
         return tuple(c for c in self.columns if c in PERSON_ID_COLUMNS)
 
     @property
+    def identifier_columns(self) -> tuple[str, ...]:
+        """String columns holding an id of anything (``id`` or ``*_id``: person, device, session, item, order…);
+        ingest quarantines a row whose value in one of them breaks the id rule (:mod:`portrait.schemas.ids`)."""
+        return tuple(f.name for f in self.schema.fields
+                     if isinstance(f.dataType, T.StringType) and (f.name == "id" or f.name.endswith("_id")))
+
+    @property
     def person_key_columns(self) -> tuple[str, ...]:
         """Columns holding the pseudonymised person key (HMAC of a person id)."""
         return tuple(c for c in self.columns if c == PERSON_KEY_COLUMN)

@@ -16,7 +16,7 @@ QUARANTINE = TableContract(
             _col("ingest_run_id", T.StringType(), "Ingest run that first quarantined the row (see ingest_runs).", False),
             _col("format", T.StringType(), "Source format: taobao, retailrocket, rees46 or generic.", False),
             _col("source_file", T.StringType(), "File the row was read from (full URI).", False),
-            _col("raw_row", T.StringType(), "The row as read: the text line, or the record as JSON for Parquet.", False),
+            _col("raw_row", T.StringType(), "The row as read: the text line or CSV record (docs/INGEST.md, Formats), or the record as JSON for Parquet.", False),
             _col("rule", T.StringType(), "First validation rule the row broke, e.g. unknown_event_type.", False),
             _col("detail", T.StringType(), "What was wrong, naming the column and value.", False),
             _col("quarantined_at", T.TimestampType(), "When the row was first quarantined (UTC instant).", False),

@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from portrait import audit, files
 from portrait.generate import generate_tables
-from portrait.ingest import formats, validate
+from portrait.ingest import csv_records, formats, validate
 from portrait.ingest.identity import IdentityBuild, build_identity
 from portrait.ingest.report import (
     IngestError,
@@ -102,27 +102,49 @@ def _check_session_zone(lake: Lakehouse) -> None:
                           "portrait.spark.get_spark(cfg).")
 
 
-def _text_rows(lake: Lakehouse, layout: formats.SourceLayout, path: str,
-               report: IngestReport) -> tuple[DataFrame, formats.ResolvedColumns, formats.SourceLayout]:
-    spark = lake.spark
-    if layout.header and layout.name == "generic":
-        # header lines are recognised by their first column name, which the mapping may not use
-        first = files.read_csv_header(spark, path, layout.delimiter)[:1]
-        layout = dataclasses.replace(layout, columns=tuple(dict.fromkeys([*first, *layout.columns])))
-    lines = files.read_text_files(spark, path)
-    try:
-        per_file = lines.transform(formats.file_summary(layout)).collect()  # one row per file
-    except PySparkException as exc:
-        raise files.SourceFileError(f"cannot read the files at {path}: {str(exc).splitlines()[0]}") from None
+def _check_encoding(per_file: list) -> None:
     bad = [r["source_file"] for r in per_file if r["bad_encoding_lines"]]
     if bad:
         raise files.SourceFileError(
             f"{bad[0]}: {sum(r['bad_encoding_lines'] for r in per_file)} line(s) are not valid UTF-8 "
             f"({len(bad)} file(s) affected). Convert the file(s) to UTF-8, e.g. iconv -f GBK -t UTF-8."
         )
-    resolved = formats.resolve_columns(layout, [(r["source_file"], r["headers"]) for r in per_file])
+
+
+def _csv_records(lake: Lakehouse, layout: formats.SourceLayout, paths: list[str], count: int) -> DataFrame:
+    return files.read_csv_records(lake.spark, paths, csv_records.record_schema(count), formats.csv_options(layout))
+
+
+def _text_rows(lake: Lakehouse, layout: formats.SourceLayout, path: str,
+               report: IngestReport) -> tuple[DataFrame, formats.ResolvedColumns, formats.SourceLayout]:
+    """CSV or JSON-lines files → staged rows. A CSV file with a line that opens a quoted field going on past the
+    line is read as whole records (portrait.ingest.csv_records); every other file line by line."""
+    spark = lake.spark
+    if layout.header and layout.name == "generic":
+        # header lines are recognised by their first column name, which the mapping may not use
+        first = files.read_csv_header(spark, path, layout.delimiter)[:1]
+        layout = dataclasses.replace(layout, columns=tuple(dict.fromkeys([*first, *layout.columns])))
+    lines = files.read_text_files(spark, path)
+    per_file = files.collect_from_files(lines.transform(formats.file_summary(layout)), path)  # one row per file
+    _check_encoding(per_file)
+    headers = {r["source_file"]: r["headers"] for r in per_file}
+    spanning = sorted(r["source_file"] for r in per_file if r["open_quote_lines"])
+    if spanning:  # their header records are looked for among records: a line inside a quoted field is none
+        # read as many columns as a header line has (a record of another width is malformed, and slower to read)
+        width = next((len(formats.split_header(layout, h[0])) for f in spanning if (h := headers[f])),
+                     len(layout.columns))
+        summary = _csv_records(lake, layout, spanning, width).transform(csv_records.record_summary(layout, width))
+        headers.update((r["source_file"], r["headers"]) for r in files.collect_from_files(summary, path))
+    resolved = formats.resolve_columns(layout, list(headers.items()))
     report.files = len(per_file)
-    return lines.transform(formats.stage_text(layout, resolved)), resolved, layout
+    parts = []
+    if not spanning or len(spanning) < len(per_file):  # (no file at all: an empty frame, "no data rows")
+        by_line = lines.where(~F.col("source_file").isin(*spanning)) if spanning else lines
+        parts.append(by_line.transform(formats.stage_text(layout, resolved)))
+    if spanning:
+        records = _csv_records(lake, layout, spanning, len(resolved.columns))
+        parts.append(records.transform(csv_records.stage_records(layout, resolved)))
+    return functools.reduce(DataFrame.unionByName, parts), resolved, layout
 
 
 def _staged_rows(lake: Lakehouse, layout: formats.SourceLayout, path: str,

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 from portrait.config import Config, load_config
-from portrait.lakehouse import Lakehouse
-from portrait.stages import ingest
 
 # pytest-xdist workers (`make test PYTEST_ARGS="-n 2"`) run with a __main__ module that has neither __spec__
 # nor __file__; pyspark.ml.connect, imported by mlflow.spark.log_model, takes that for a doctest run and calls
@@ -86,13 +84,6 @@ def cfg(tmp_path) -> Config:
     return make_config(tmp_path)
 
 
-# The shop of the job-process tests: spark-submit in local mode (tests/test_spark_submit.py), on a standalone
-# cluster (tests/test_standalone_cluster.py), which compares its portrait with this local-mode one, and the BI
-# endpoint (tests/test_serve_bi.py), which serves its BI tables.
-SUBMITTED_SHOP: dict[str, str] = {"GENERATE__USERS": "200", "GENERATE__DAYS": "30", **FAST_MODEL}
-SUBMITTED_RUN_DATE = "2026-11-20"
-
-
 def run_process(command: list[str], environ: dict[str, str], timeout: int = 600):
     """Run a job process from the repository root with the test environment plus ``environ``."""
     import subprocess
@@ -102,22 +93,12 @@ def run_process(command: list[str], environ: dict[str, str], timeout: int = 600)
 
 
 @pytest.fixture(scope="session")
-def submitted_shop(spark, tmp_path_factory):
-    """Input data up to 2026-11-21, then the daily job of 2026-11-20 run by spark-submit in local mode.
+def process_shop(spark, tmp_path_factory):
+    """The bundle's daily and weekly jobs run as processes on one generated shop (tests/shops.py), once per
+    session: every test about job processes reads it instead of running whole jobs of its own."""
+    from tests import shops
 
-    Returns (root, config, completed process). Tests only read the shop's tables (serve-bi keeps its metastore
-    in a folder beside them); the standalone-cluster test copies its input tables.
-    """
-    import datetime as dt
-
-    from portrait.spark import submit_args
-
-    root = tmp_path_factory.mktemp("submitted")
-    cfg = make_config(root, **SUBMITTED_SHOP)
-    ingest.generate(Lakehouse(spark, cfg), end_date=dt.date(2026, 11, 21))
-    command = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]", *submit_args(),
-               str(REPO / "jobs" / "daily.py"), "--conf", str(LOCAL_CONF), "--date", SUBMITTED_RUN_DATE]
-    return root, cfg, run_process(command, config_environ(root, **SUBMITTED_SHOP))
+    return shops.build(spark, tmp_path_factory.mktemp("process_shop"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,4 @@
-"""The daily job end to end on generated data: portrait written, re-runs idempotent, model round-trips."""
+"""The daily job end to end on generated data: portrait written, model round-trips (re-runs: test_operations)."""
 
 from __future__ import annotations
 
@@ -148,18 +148,6 @@ def test_model_loaded_from_mlflow_scores_exactly_like_the_in_memory_model(spark,
     from_mlflow = features.transform(score(loaded)).select("user_id", SCORE)
     assertDataFrameEqual(from_mlflow, in_memory, rtol=0.0, atol=0.0)
     assert tracking.run_id_of(trained.model_uri) == trained.run_id
-
-
-def test_rerunning_a_date_leaves_identical_content(spark, default_run):
-    """A later date leaving earlier partitions as they were is tested by the backfill in test_operations.py."""
-    cfg, first, _ = default_run
-    before = _portrait(spark, cfg, RUN_DATE).drop("model_run_id", "model_version")
-    before_rows = before.collect()
-    rerun = graph.run_daily(Lakehouse(spark, cfg), RUN_DATE)
-    assert not rerun.generated
-    after = _portrait(spark, cfg, RUN_DATE).drop("model_run_id", "model_version")
-    assertDataFrameEqual(after, spark.createDataFrame(before_rows, before.schema), rtol=0.0, atol=0.0)
-    assert rerun.table_rows["user_portrait"] == first.table_rows["user_portrait"]
 
 
 def test_missing_input_table_without_generation_is_a_clear_error(spark, cfg):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from portrait import audit, graph, io
+from portrait.config import Config
 from portrait.lakehouse import Lakehouse
 from portrait.schemas import INPUT_TABLES, JOB_RUNS, MONITORING, USER_FEATURES, USER_PORTRAIT
 from portrait.stages import features as feature_stage
@@ -33,8 +35,20 @@ def _runs(spark, cfg):
     return io.read_table(spark, cfg, JOB_RUNS).where(F.col("job") == "daily").orderBy("started_at").collect()
 
 
-def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, shop, monkeypatch):
-    cfg = shop
+class Backfilled(NamedTuple):
+    cfg: Config
+    runs_after_failure: list
+    portrait_dates_after_failure: set
+    day_one_rows: list          # day one's portrait rows after the failed backfill
+    day_one_schema: object
+    resumed: list               # the dates the second backfill ran
+    runs: list                  # the daily runs after it
+    checks: list                # the monitoring rows after it
+
+
+@pytest.fixture(scope="module")
+def backfilled(spark, shop):
+    """A backfill of DAYS that fails on day two (an injected error), then the same backfill again."""
     real_compute = feature_stage.compute
 
     def failing_on_day_two(lake, day, *args, **kwargs):
@@ -42,36 +56,42 @@ def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, shop, mo
             raise RuntimeError("injected failure on day two")
         return real_compute(lake, day, *args, **kwargs)
 
-    monkeypatch.setattr(feature_stage, "compute", failing_on_day_two)
-    with pytest.raises(graph.BackfillError, match=f"{DAYS[1]}.*injected failure"):
-        graph.backfill(Lakehouse(spark, cfg), DAYS[0], DAYS[-1])
-    runs = _runs(spark, cfg)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(feature_stage, "compute", failing_on_day_two)
+        with pytest.raises(graph.BackfillError, match=f"{DAYS[1]}.*injected failure"):
+            graph.backfill(Lakehouse(spark, shop), DAYS[0], DAYS[-1])
+    portrait = io.read_table(spark, shop, USER_PORTRAIT)
+    day_one = portrait.where(F.col("dt") == F.lit(DAYS[0]).cast("date"))
+    failed = Backfilled(shop, _runs(spark, shop), {r["dt"] for r in portrait.select("dt").distinct().collect()},
+                        day_one.collect(), day_one.schema, [], [], [])
+    resumed = graph.backfill(Lakehouse(spark, shop), DAYS[0], DAYS[-1])
+    return failed._replace(resumed=resumed, runs=_runs(spark, shop),
+                           checks=io.read_table(spark, shop, MONITORING).collect())
+
+
+def test_backfill_stops_at_a_failure_and_the_rerun_resumes_there(spark, backfilled):
+    cfg = backfilled.cfg
+    runs = backfilled.runs_after_failure
     assert [(r["run_date"], r["status"]) for r in runs] == [(DAYS[0], "succeeded"), (DAYS[1], "failed")]
     assert "injected failure on day two" in runs[1]["error_message"]
-    written = io.read_table(spark, cfg, USER_PORTRAIT).select("dt").distinct().collect()
-    assert {r["dt"] for r in written} == {DAYS[0]}
-    day_one = io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(DAYS[0]).cast("date"))
-    day_one_rows = day_one.collect()
+    assert backfilled.portrait_dates_after_failure == {DAYS[0]}
 
-    monkeypatch.setattr(feature_stage, "compute", real_compute)
-    done = graph.backfill(Lakehouse(spark, cfg), DAYS[0], DAYS[-1])
-    assert done == DAYS[1:]  # day one was not redone
-    runs = _runs(spark, cfg)
+    assert backfilled.resumed == DAYS[1:]  # day one was not redone
+    runs = backfilled.runs
     assert [(r["run_date"], r["status"]) for r in runs] == [
         (DAYS[0], "succeeded"), (DAYS[1], "failed"), (DAYS[1], "succeeded"), (DAYS[2], "succeeded")]
     portrait = io.read_table(spark, cfg, USER_PORTRAIT)
     assert {r["dt"] for r in portrait.select("dt").distinct().collect()} == set(DAYS)
     # Later dates add partitions and leave the earlier one exactly as it was.
     assertDataFrameEqual(portrait.where(F.col("dt") == F.lit(DAYS[0]).cast("date")),
-                         spark.createDataFrame(day_one_rows, day_one.schema), rtol=0.0, atol=0.0)
+                         spark.createDataFrame(backfilled.day_one_rows, backfilled.day_one_schema),
+                         rtol=0.0, atol=0.0)
     assert portrait.groupBy("user_id", "dt").count().where("count > 1").count() == 0
-    checks = io.read_table(spark, cfg, MONITORING)
-    volume = {r["dt"]: r["value"] for r in checks.where(F.col("check") == "volume").collect()}
-    assert set(volume) == set(DAYS)
-    drift_days = {r["dt"] for r in checks.where((F.col("check") == "psi") & (F.col("reference") == "previous day"))
-                  .select("dt").distinct().collect()}
+    checks = backfilled.checks
+    assert {r["dt"] for r in checks if r["check"] == "volume"} == set(DAYS)
+    drift_days = {r["dt"] for r in checks if r["check"] == "psi" and r["reference"] == "previous day"}
     assert drift_days == set(DAYS[1:])  # day one has no previous portrait day
-    assert checks.where(F.col("check") == "score_psi").count() == 2
+    assert sum(1 for r in checks if r["check"] == "score_psi") == 2
     features = io.read_table(spark, cfg, USER_FEATURES)
     for run in runs:
         if run["status"] == "succeeded":
@@ -89,8 +109,19 @@ def test_a_backwards_range_is_refused(spark, shop):
         graph.backfill(Lakehouse(spark, shop), DAYS[2], DAYS[0])
 
 
-def test_replaying_a_date_from_job_runs_reproduces_its_portrait(spark, shop):
-    cfg = shop
+def test_rerunning_a_date_leaves_identical_content(spark, backfilled):
+    cfg = backfilled.cfg
+    latest = F.col("dt") == F.lit(DAYS[-1]).cast("date")
+    before = io.read_table(spark, cfg, USER_PORTRAIT).where(latest).drop("model_run_id", "model_version")
+    before_rows = before.collect()
+    rerun = graph.run_daily(Lakehouse(spark, cfg), DAYS[-1], generate_if_missing=False)
+    after = io.read_table(spark, cfg, USER_PORTRAIT).where(latest).drop("model_run_id", "model_version")
+    assert len(before_rows) == rerun.table_rows["user_portrait"] > 0
+    assertDataFrameEqual(after, spark.createDataFrame(before_rows, before.schema), rtol=0.0, atol=0.0)
+
+
+def test_replaying_a_date_from_job_runs_reproduces_its_portrait(spark, backfilled):
+    cfg = backfilled.cfg
     run = next(r for r in reversed(_runs(spark, cfg)) if r["status"] == "succeeded" and r["run_date"] == DAYS[0])
     stored = io.read_table(spark, cfg, USER_PORTRAIT, version=run["output_versions"]["user_portrait"])
     cached_before = _persisted_rdds(spark)

@@ -4,8 +4,8 @@
 HiveServer2 client (PyHive) queries it and must get the aggregates Spark computes from the same Delta
 folders. delta-rs (``deltalake``), which shares no code with Spark, must read the same portrait rows.
 
-The lakehouse is the one the spark-submit daily job wrote (``submitted_shop`` in ``tests/conftest.py``): its
-BI tables come from the job as scheduled, and no second shop is built for reading it.
+The lakehouse is the process shop's (tests/shops.py: the bundle's tasks run as processes): its BI tables come
+from the jobs as scheduled, and no second shop is built for reading it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from pyspark.sql import functions as F
 
 from portrait import io
 from portrait.schemas import PORTRAIT_LATEST, SEGMENT_DAILY, USER_PORTRAIT
-from tests.conftest import LOCAL_CONF, SUBMITTED_RUN_DATE, SUBMITTED_SHOP, config_environ
+from tests.conftest import LOCAL_CONF
+from tests.shops import RUN_DATE
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +35,9 @@ SERVER_START_SECONDS = 300
 
 
 @pytest.fixture(scope="module")
-def lakehouse(submitted_shop):
-    """The spark-submit shop: features, model, portrait and BI tables of its run date."""
-    root, cfg, daily = submitted_shop
-    assert daily.returncode == 0, daily.stderr[-4000:]
-    return root, cfg
+def lakehouse(process_shop):
+    """The process shop (tests/shops.py): features, model, portrait and BI tables of its run date."""
+    return process_shop.root, process_shop.cfg
 
 
 def _free_port() -> int:
@@ -48,12 +47,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(lakehouse, tmp_path_factory):
+def server(lakehouse, process_shop, tmp_path_factory):
     """``portrait serve-bi`` on a free port, started from an empty working directory; yields the port."""
     root, _ = lakehouse
     port = _free_port()
     workdir = tmp_path_factory.mktemp("serve_cwd")
-    environ = {**os.environ, **config_environ(root, **SUBMITTED_SHOP, SPARK__DRIVER_MEMORY="1g", SPARK__MASTER="local[1]")}
+    environ = {**os.environ, **process_shop.environ(SPARK__DRIVER_MEMORY="1g", SPARK__MASTER="local[1]")}
     log_path = workdir.parent / "serve-bi.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -131,8 +130,8 @@ def test_bi_queries_over_hiveserver2_equal_spark_aggregates(spark, server, lakeh
     assert joined == [(io.read_table(spark, cfg, PORTRAIT_LATEST).count(),)]  # one pseudonym in both
 
     segments = _query(port, "SELECT segment_kind, segment, users, avg_propensity FROM segment_daily "
-                            f"WHERE dt = DATE'{SUBMITTED_RUN_DATE}' ORDER BY segment_kind, segment")
-    expected = (io.read_table(spark, cfg, SEGMENT_DAILY).where(F.col("dt") == F.lit(SUBMITTED_RUN_DATE))
+                            f"WHERE dt = DATE'{RUN_DATE}' ORDER BY segment_kind, segment")
+    expected = (io.read_table(spark, cfg, SEGMENT_DAILY).where(F.col("dt") == F.lit(RUN_DATE))
                 .select("segment_kind", "segment", "users", "avg_propensity")
                 .orderBy("segment_kind", "segment").collect())
     assert segments and _close(segments, [tuple(r) for r in expected])

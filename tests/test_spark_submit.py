@@ -11,18 +11,20 @@ from pyspark.sql import functions as F
 from portrait import io
 from portrait.schemas import USER_PORTRAIT
 from tests.conftest import REPO, config_environ, run_process
+from tests.shops import RUN_DATE, SUBMITTED_TASK
 
 BIN = Path(sys.executable).parent
 
 
 @pytest.mark.slow
-def test_spark_submit_runs_the_daily_job_in_local_mode(spark, submitted_shop):
-    _, cfg, result = submitted_shop
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "portrait daily run for 2026-11-20" in result.stdout
-    assert "MLflow run id:" in result.stdout
-    portrait = io.read_table(spark, cfg, USER_PORTRAIT)
-    assert portrait.where(F.col("dt") == "2026-11-20").count() > 0
+def test_spark_submit_runs_a_job_in_local_mode(spark, process_shop):
+    """The process shop's score task ran as ``spark-submit --master local[2] jobs/score.py`` (tests/shops.py):
+    with no champion yet it trained one, scored with it and published the day."""
+    result = process_shop.runs[SUBMITTED_TASK]
+    assert result.args[0].endswith("spark-submit") and str(REPO / "jobs" / "score.py") in result.args
+    rows = io.read_table(spark, process_shop.cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(RUN_DATE)).count()
+    assert rows > 100
+    assert f"user_portrait {RUN_DATE}: {rows:,} rows scored with models:/" in result.stdout, result.stdout
 
 
 def test_console_script_rejects_a_malformed_date_before_starting_spark(tmp_path):

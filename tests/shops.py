@@ -1,0 +1,109 @@
+"""The process shop: one generated shop that the bundle's jobs run on as the platform runs them.
+
+Each task of the bundle's daily job and then of its weekly job (``resources/*.yml``) runs as a process of its
+own with the task's own parameters, in dependency order, on a fresh lakehouse and MLflow registry; the day's
+events arrive as files in the landing folder the ingest task reads. The score task, which also trains the first
+champion, runs through ``spark-submit`` in local mode (``jobs/score.py``), the others through the console
+script, so one shop proves both ways of starting a job.
+
+Built once per test session (``process_shop`` in tests/conftest.py) and read by every test about job
+processes: the job graph against ``portrait daily`` (tests/test_job_graph.py), spark-submit
+(tests/test_spark_submit.py), the standalone cluster (tests/test_standalone_cluster.py) and the BI endpoint
+(tests/test_serve_bi.py). Tests only read it; a test that writes copies what it needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pyarrow.compute as pc
+
+from portrait.config import Config
+from portrait.generate import generate_tables
+from portrait.lakehouse import Lakehouse
+from portrait.schemas import CLICKSTREAM, INPUT_TABLES, ORDERS
+from tests.conftest import FAST_MODEL, LOCAL_CONF, REPO, config_environ, make_config, run_process
+from tests.ingest_helpers import write_format_files
+
+RUN_DATE = dt.date(2026, 11, 20)
+COMMIT = "bundle-test-commit"
+# Small enough for CI, large enough that the planted signal trains a model that beats its baselines.
+SHOP: dict[str, str] = {**FAST_MODEL, "INGEST__GENERIC__FILE_FORMAT": "parquet"}
+USERS, DAYS, SEED = 150, 30, 23
+BIN = Path(sys.executable).parent
+SUBMITTED_TASK = "score"
+
+
+class ProcessShop(NamedTuple):
+    root: Path              # the shop the bundle's tasks ran on: lakehouse/, mlflow.db, mlartifacts/
+    cfg: Config
+    inputs: Path            # a copy of the input tables as they were before the first task ran
+    landing: Path           # the landing folder: <landing>/<RUN_DATE>/ holds the day's events as generic files
+    runs: dict[str, subprocess.CompletedProcess]   # task key → its finished process
+
+    def environ(self, **overrides: str) -> dict[str, str]:
+        """The environment the shop's processes ran with (plus ``overrides``)."""
+        return config_environ(self.root, **SHOP, **overrides)
+
+
+def write_inputs(spark, cfg: Config, landing: Path) -> None:
+    """Generated tables up to the day before ``RUN_DATE``; the events of ``RUN_DATE`` land as generic files."""
+    tables = generate_tables(users=USERS, days=DAYS, end_date=RUN_DATE, seed=SEED)
+    lake = Lakehouse(spark, cfg)
+    for contract in INPUT_TABLES:
+        table = tables[contract.name]
+        if contract in (CLICKSTREAM, ORDERS):
+            table = table.filter(pc.less(table["dt"], RUN_DATE))
+        lake.overwrite(contract, spark.createDataFrame(table))
+    day = tables[CLICKSTREAM.name].filter(pc.equal(tables[CLICKSTREAM.name]["dt"], RUN_DATE))
+    write_format_files(day, "generic", landing / RUN_DATE.isoformat())
+
+
+def task_command(argv: list[str]) -> list[str]:
+    """The process that runs a task with parameters ``argv`` (its first one names the command)."""
+    from portrait.spark import submit_args
+
+    if argv[0] == SUBMITTED_TASK:
+        return [str(BIN / "spark-submit"), "--master", "local[2]", *submit_args(),
+                str(REPO / "jobs" / f"{argv[0]}.py"), *argv[1:]]
+    return [str(BIN / "portrait"), *argv]
+
+
+def task_argv(bundle: dict, job_key: str, task: dict, landing: Path) -> list[str]:
+    """The task's parameters as the platform passes them; the configuration is conf/local.yml (the test
+    environment moves its lakehouse and MLflow store) and the landing folder is this shop's."""
+    from tests.test_bundle import BUNDLE_REF, DYNAMIC_REF, _bundle_values, _run_values, _substitute
+
+    values = {**_bundle_values(bundle, "dev"), "bundle.target": "local", "var.landing_format": "generic",
+              "var.landing_path": str(landing)}
+    job = bundle["resources"]["jobs"][job_key]
+    run_values = {**_run_values(job, values, job_key), "job.parameters.run_date": RUN_DATE.isoformat(),
+                  "job.parameters.git_commit": COMMIT}
+    where = f"{job_key}.{task['task_key']}"
+    return [_substitute(_substitute(arg, values, BUNDLE_REF, where), run_values, DYNAMIC_REF, where)
+            for arg in task["python_wheel_task"]["parameters"]]
+
+
+def build(spark, root: Path) -> ProcessShop:
+    """Inputs and landed files under ``root``, then every task of the daily and the weekly job in order."""
+    from tests.test_bundle import _task_order, load_bundle
+
+    shop_root, landing = root / "shop", root / "landing"
+    cfg = make_config(shop_root, **SHOP)
+    write_inputs(spark, cfg, landing)
+    shutil.copytree(shop_root / "lakehouse", root / "inputs")
+    shop = ProcessShop(shop_root, cfg, root / "inputs", landing, {})
+    bundle = load_bundle()
+    for job_key in ("portrait_daily", "portrait_weekly_training"):
+        for task in _task_order(bundle["resources"]["jobs"][job_key]):
+            argv = task_argv(bundle, job_key, task, landing)
+            assert argv[argv.index("--conf") + 1] == str(LOCAL_CONF)
+            result = run_process(task_command(argv), shop.environ())
+            shop.runs[task["task_key"]] = result
+            assert result.returncode == 0, f"task {task['task_key']}: {result.stderr[-4000:]}"
+    return shop

@@ -140,7 +140,14 @@ def test_a_failed_gate_leaves_the_previous_and_the_same_date_partition_untouched
     checks = io.read_table(spark, cfg, PUBLISH_CHECKS)
     failed = checks.where("NOT passed").select("dt", "check", "subject", "threshold", "reference_dt").collect()
     assert [tuple(r) for r in failed] == [(D2, "row_count", "user_portrait", 0.3, D1)]
-    assert checks.where("dt = DATE'2026-11-01'").count() == len(quality.gate_checks(day1, None, None, cfg.publish))
+    # D1 (first date) keeps its checks: the row count, one null rate per portrait column, the tag coverage, one
+    # share per segment present (every D1 row is a champion and active) and the PSI of the one score.
+    expected_d1 = sorted([("row_count", "user_portrait"), ("tag_coverage", "tags"),
+                          ("segment_share", "rfm_segment=champions"), ("segment_share", "lifecycle_stage=active"),
+                          ("score_psi", "purchase_propensity")]
+                         + [("null_rate", column) for column in USER_PORTRAIT.columns])
+    d1_checks = checks.where("dt = DATE'2026-11-01'").select("check", "subject").collect()
+    assert sorted(tuple(r) for r in d1_checks) == expected_d1
     run = io.read_table(spark, cfg, JOB_RUNS).first()
     assert (run["status"], run["error_message"].split(":")[0]) == ("failed", "QualityGateFailed")
 

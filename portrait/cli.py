@@ -165,6 +165,8 @@ def _setup_logging(verbose: bool, log_format: str = "text") -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything a job creates (MLflow's store, reports, exports, the JVM it starts) is the owner's only.
+    os.umask(0o077)
     args = _build_parser().parse_args(argv)
     _setup_logging(args.verbose, args.log_format)
     # Imported after the arguments are checked: a mistyped command fails at once, before Spark and MLflow load.

@@ -5,9 +5,10 @@ The key never lives in configuration files, logs or MLflow: it comes from the en
 ``{{secrets/portrait/pseudonym_key}}``). The same key always gives the same person key, so BI joins across dates
 work; rotating the key changes every person key (see docs/SECURITY.md).
 
-HMAC is built from Spark's own ``sha2`` so it runs in the JVM with no Python UDF:
-``HMAC(K, m) = SHA256((K' ⊕ opad) ‖ SHA256((K' ⊕ ipad) ‖ m))`` with ``K'`` the key padded to the 64-byte
-block (RFC 2104). The two padded keys are computed once in Python and enter the plan as binary literals.
+In Spark the HMAC runs in a vectorised Python function (``pandas_udf``) whose closure holds the key: Spark
+ships the pickled function to its Python workers, and no query plan, Spark UI page, event log or query history
+prints it. Built from Spark's ``sha2`` instead, the key (padded as RFC 2104 does) would be a literal of every
+plan, readable by whoever sees the plan; the key is worth a Python round trip over the day's portrait rows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
@@ -27,7 +29,6 @@ _HASH_RANGE = 1 << 53  # uniform numbers from a 64-bit hash: 53 bits, a double's
 # deletes rows keyed with either, so a person cannot survive in a table not yet rebuilt with the new key.
 PREVIOUS_PSEUDONYM_KEY_ENV = "PORTRAIT_PSEUDONYM_KEY_PREVIOUS"
 PERSON_KEY = "person_key"
-_BLOCK_BYTES = 64
 _MIN_KEY_BYTES = 16
 
 
@@ -75,25 +76,16 @@ def person_key_of(user_id: str, key: bytes) -> str:
     return hmac.new(key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def _padded_keys(key: bytes) -> tuple[bytes, bytes]:
-    if len(key) > _BLOCK_BYTES:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_BLOCK_BYTES, b"\0")
-    inner = bytes(b ^ 0x36 for b in key)
-    outer = bytes(b ^ 0x5C for b in key)
-    return inner, outer
-
-
-def hmac_sha256_hex(value: Column, key: bytes) -> Column:
-    """Lower-case hex HMAC-SHA256 of the UTF-8 bytes of string column ``value`` (null stays null)."""
-    inner_key, outer_key = _padded_keys(key)
-    inner_digest = F.unhex(F.sha2(F.concat(F.lit(inner_key), F.encode(value, "UTF-8")), 256))
-    return F.sha2(F.concat(F.lit(outer_key), inner_digest), 256)
-
-
 def person_key(user_id: Column, key: bytes) -> Column:
-    """The pseudonymised person key BI tables carry instead of ``user_id``."""
-    return hmac_sha256_hex(user_id, key)
+    """The pseudonymised person key BI tables carry instead of ``user_id``: lower-case hex HMAC-SHA256 of the
+    id's UTF-8 bytes (null stays null), equal to :func:`person_key_of`."""
+
+    @F.pandas_udf("string")  # type: ignore[call-overload]
+    def person_key(ids: pd.Series) -> pd.Series:
+        return ids.map(lambda value: hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest(),
+                       na_action="ignore")
+
+    return person_key(user_id)
 
 
 def laplace_noised(column: Column | str, epsilon: float | None, seed: int, sensitivity: float = 1.0,

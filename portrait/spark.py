@@ -57,6 +57,9 @@ _STATIC_SETTINGS = {
     # (Delta's own state and statistics projections among them), so each run compiled again what the previous
     # one had compiled: with 2,000 a small shop's steady-state run went 60 -> 45 s (docs/BENCHMARKS.md).
     "spark.sql.codegen.cache.maxEntries": "2000",
+    # Files and folders Spark writes through Hadoop (tables, their logs) are the owner's only: the lakehouse
+    # holds raw ids, and Hadoop applies its own umask (022 by default), not the process's.
+    "spark.hadoop.fs.permissions.umask-mode": "077",
 }
 # Session-level settings for any local-mode session, including one started by spark-submit --master local.
 _LOCAL_SQL_SETTINGS = {

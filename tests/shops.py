@@ -15,6 +15,7 @@ processes: the job graph against ``portrait daily`` (tests/test_job_graph.py), s
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,15 @@ from portrait.config import Config
 from portrait.generate import generate_tables
 from portrait.lakehouse import Lakehouse
 from portrait.schemas import CLICKSTREAM, INPUT_TABLES, ORDERS
-from tests.conftest import FAST_MODEL, LOCAL_CONF, REPO, config_environ, make_config, run_process
+from tests.conftest import (
+    FAST_MODEL,
+    INTERPRETED_SPARK_OPTIONS,
+    LOCAL_CONF,
+    REPO,
+    config_environ,
+    make_config,
+    run_process,
+)
 from tests.ingest_helpers import write_format_files
 
 RUN_DATE = dt.date(2026, 11, 20)
@@ -46,9 +55,17 @@ class ProcessShop(NamedTuple):
     landing: Path           # the landing folder: <landing>/<RUN_DATE>/ holds the day's events as generic files
     runs: dict[str, subprocess.CompletedProcess]   # task key → its finished process
 
+    @property
+    def event_logs(self) -> Path:
+        """Spark's event logs of every process that ran with :meth:`environ` (tests/test_key_exposure.py)."""
+        return self.root / "spark-events"
+
     def environ(self, **overrides: str) -> dict[str, str]:
-        """The environment the shop's processes ran with (plus ``overrides``)."""
-        return config_environ(self.root, **SHOP, **overrides)
+        """The environment the shop's processes ran with (plus ``overrides``): event logs on."""
+        self.event_logs.mkdir(parents=True, exist_ok=True)
+        options = {**json.loads(INTERPRETED_SPARK_OPTIONS), "spark.eventLog.enabled": "true",
+                   "spark.eventLog.dir": self.event_logs.as_uri()}
+        return config_environ(self.root, **{**SHOP, "SPARK__OPTIONS": json.dumps(options), **overrides})
 
 
 def write_inputs(spark, cfg: Config, landing: Path) -> None:

@@ -24,6 +24,8 @@ from portrait.config.operations import (
 )
 from portrait.config.tags import TagDefinition, check_tag_hierarchy
 
+REDACTED = "<redacted>"
+
 
 class Config(_Section):
     """The whole configuration of a run. Build it with :func:`load_config`."""
@@ -60,6 +62,14 @@ class Config(_Section):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}; use an IANA name like Asia/Shanghai") from exc
         return value
+
+    def loggable(self) -> dict:
+        """The configuration as JSON for MLflow and logs, ``spark.options`` values replaced by ``REDACTED``:
+        storage credentials are set there (e.g. ``spark.hadoop.fs.s3a.secret.key``), and an artifact readable
+        by everyone with access to the experiment must not carry them. The names stay."""
+        dump = self.model_dump(mode="json", by_alias=True)
+        dump["spark"]["options"] = dict.fromkeys(dump["spark"]["options"], REDACTED)
+        return dump
 
     def fingerprint(self) -> str:
         """A short stable hash of the effective configuration, logged with every model run."""

@@ -144,7 +144,7 @@ def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFr
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.log_params({**params, "config_fingerprint": cfg.fingerprint()})
         mlflow.log_metrics(metrics)
-        mlflow.log_dict(cfg.model_dump(mode="json", by_alias=True), "config.json")
+        mlflow.log_dict(cfg.loggable(), "config.json")
         if evaluation is not None:
             _log_evaluation(evaluation)
         if explanation is not None:

@@ -28,8 +28,8 @@ AUDIENCE_COLUMNS: tuple[str, ...] = (PERSON_KEY_COLUMN, "score", "decile", "tags
 def pseudonymised(key: bytes) -> Transformation:
     """``user_portrait`` rows → ``portrait_latest`` columns: ``user_id`` replaced by ``person_key``.
 
-    ``key`` is the HMAC key from :func:`portrait.privacy.pseudonym_key`; it enters the plan as a literal and is
-    never written anywhere.
+    ``key`` is the HMAC key from :func:`portrait.privacy.pseudonym_key`; it stays inside the pseudonymising
+    function (never a literal of the plan) and is never written anywhere.
     """
 
     def transform(portrait: DataFrame) -> DataFrame:

@@ -15,7 +15,17 @@ from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.model.scoring import SCORE, score
 from portrait.privacy import person_key_of, pseudonym_key
-from portrait.schemas import CLICKSTREAM, IDENTITY_GRAPH, ITEMS, ORDERS, REVIEWS, USER_FEATURES, USER_PORTRAIT, USERS
+from portrait.schemas import (
+    CLICKSTREAM,
+    IDENTITY_GRAPH,
+    ITEMS,
+    MONITORING,
+    ORDERS,
+    REVIEWS,
+    USER_FEATURES,
+    USER_PORTRAIT,
+    USERS,
+)
 from portrait.stages import train
 from tests.conftest import INTERPRETED_SPARK_OPTIONS, make_config
 
@@ -81,6 +91,11 @@ def test_daily_run_writes_one_portrait_row_per_user_and_date(spark, default_run)
     assert (stats[2], stats[3]) == (1, 10)
     assert portrait.where(F.size("tags") == 0).count() == 0
     assert portrait.select("model_run_id").distinct().first()[0] == summary.mlflow_run_id
+    # Monitoring of a fresh shop's first day raises no drift breach (features that grow with time are not
+    # compared with the training snapshot weeks earlier).
+    checks = io.read_table(spark, cfg, MONITORING).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))
+    assert checks.count() > 0
+    assert [r["check"] + " " + r["subject"] for r in checks.where("breached").collect()] == []
 
 
 def test_portrait_rows_carry_churn_attributes_interests_risk_and_lineage(spark, default_run):

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 JOB = "monitor"
 
 
+# Features that grow with the calendar for a shop's whole first 90 days (tenure within the window): compared
+# with the previous day only, where one day of growth is no drift.
+GROWS_WITH_TIME = ("days_since_first_event",)
+
+
 class MonitoringBreach(RuntimeError):
     """A drift or volume check breached its threshold and monitoring.fail_on_breach is on."""
 
@@ -41,7 +46,9 @@ def _drift(lake: Lakehouse, day: dt.date) -> list[Check]:
     newest_snapshot = snapshot_dates(day, lake.cfg.model.label_horizon_days, 1, lake.cfg.model.snapshot_step_days)[0]
     reference = lake.read_day(USER_FEATURES, newest_snapshot)
     if not reference.isEmpty():
-        rows += drift_rows(day, f"training snapshot {newest_snapshot}", reference, today, columns, threshold)
+        # Weeks apart, a feature that counts days since a fixed point differs by construction, not by drift.
+        stable = [c for c in columns if c not in GROWS_WITH_TIME]
+        rows += drift_rows(day, f"training snapshot {newest_snapshot}", reference, today, stable, threshold)
     return rows
 
 

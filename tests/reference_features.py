@@ -14,10 +14,19 @@ import math
 import pandas as pd
 
 from portrait.config import FeaturesConfig
-from portrait.features.text import TEXT_EVENT_TYPES, _segment_series
-from portrait.schemas import COUNTED_EVENTS, DAYPARTS, USER_FEATURES, WINDOWS_DAYS
+from portrait.features.text import _segment_series
+from portrait.schemas import USER_FEATURES
 
+# The oracle's own constants, written from docs/FEATURES.md (not imported from the product, so a changed
+# definition there shows up as a difference here).
 LOOKBACK = 90
+WINDOWS_DAYS = (1, 7, 30, 90)
+# Event type → the word in the count columns (views_7d, searches_30d, ...).
+COUNTED_EVENTS = {"view": "views", "search": "searches", "cart": "carts", "fav": "favs", "buy": "buys"}
+# Local hours 0-5, 6-11, 12-17, 18-23; ties go to the earlier daypart.
+DAYPARTS = ("night", "morning", "afternoon", "evening")
+# Events whose item title enters the text document (searches contribute their query instead).
+TEXT_EVENT_TYPES = ("view", "cart", "fav", "buy")
 
 
 def _daypart(hour: int) -> str:

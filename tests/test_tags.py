@@ -99,8 +99,17 @@ def no_rows(spark):
 
 
 def test_the_default_registry_passes_the_spark_check(spark, cfg, no_rows):
-    check_definitions(cfg.tags, no_rows)
-    publish.check_tag_registry(Lakehouse(spark, cfg))
+    checked = [t.code for t in cfg.tags if t.definition is not None and t.status != "retired"]
+    assert {"lifecycle_new", "cart_abandoner", "bot_suspect", "high_refund_rate"} <= set(checked)
+    assert check_definitions(cfg.tags, no_rows) is None
+    assert publish.check_tag_registry(Lakehouse(spark, cfg)) is None
+    # The pass means something: the same registry with its last checked definition broken is refused by both.
+    broken = [t.model_copy(update={"definition": "carts_7d + 1"}) if t.code == checked[-1] else t for t in cfg.tags]
+    message = f"tag '{checked[-1]}': definition 'carts_7d \\+ 1' is of type bigint"
+    with pytest.raises(TagDefinitionError, match=message):
+        check_definitions(broken, no_rows)
+    with pytest.raises(TagDefinitionError, match=message):
+        publish.check_tag_registry(Lakehouse(spark, cfg.model_copy(update={"tags": broken})))
 
 
 @pytest.mark.parametrize(

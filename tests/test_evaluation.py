@@ -141,6 +141,12 @@ def test_random_baseline_depends_on_key_and_seed_not_on_partitioning(spark):
     assert 0.35 < sum(first.values()) / 200 < 0.65
 
 
+def test_random_baseline_order_of_the_rfm_rows(rfm_rows):
+    scored = rfm_rows.transform(random_baseline(42)).orderBy(RANDOM_BASELINE).collect()
+    assert [(r["user_id"], r["label"]) for r in scored] == [
+        ("b3", 1.0), ("b2", 0.0), ("n1", 0.0), ("n2", 1.0), ("b5", 0.0), ("b1", 1.0), ("b4", 0.0)]
+
+
 @pytest.fixture(scope="module")
 def report(rfm_rows):
     return evaluate_model(rfm_rows, seed=42)
@@ -152,8 +158,10 @@ def test_evaluate_model_reports_model_baselines_and_lifts(report):
     assert metrics["auc_roc"] == pytest.approx(1.0, abs=1e-12)
     assert metrics["baseline_rfm_auc_roc"] == pytest.approx(7.5 / 12, abs=1e-12)
     assert metrics["auc_roc_lift_over_rfm"] == pytest.approx(1.0 - 7.5 / 12, abs=1e-12)
-    assert 0.0 <= metrics["baseline_random_auc_roc"] <= 1.0
-    assert metrics["auc_roc_lift_over_random"] == pytest.approx(1.0 - metrics["baseline_random_auc_roc"])
+    # The random baseline (seed 42) orders the rows b3+ < b2 < n1 < n2+ < b5 < b1+ < b4 (test below): the
+    # positives outrank 0, 2 and 3 of the 4 negatives, 5 of 12 pairs.
+    assert metrics["baseline_random_auc_roc"] == pytest.approx(5 / 12, abs=1e-12)
+    assert metrics["auc_roc_lift_over_random"] == pytest.approx(1.0 - 5 / 12, abs=1e-12)
     assert {"auc_pr", "log_loss", "brier", "base_rate", "rows", "baseline_random_auc_pr",
             "baseline_rfm_auc_pr"} <= set(metrics)
     # Top decile: the single highest score (b1, a positive), lift = 1 / (3/7).

@@ -16,8 +16,10 @@ IDS = ["u0000001", "u0000002", "设备-42", "", "x' OR '1'='1"]
 
 
 def _keys(spark, key):
-    frame = spark.createDataFrame([(i,) for i in IDS] + [(None,)], "user_id string")
-    return [r[0] for r in frame.select(privacy.person_key(F.col("user_id"), key)).collect()]
+    """The person keys of IDS and of a null id, in that order."""
+    frame = spark.createDataFrame(list(enumerate([*IDS, None])), "position int, user_id string")
+    keyed = frame.select("position", privacy.person_key(F.col("user_id"), key).alias("key")).orderBy("position")
+    return [r["key"] for r in keyed.collect()]
 
 
 def test_spark_hmac_equals_python_hmac_stable_for_a_key_and_changes_with_rotation(spark):
@@ -55,19 +57,19 @@ def test_rotation_keeps_the_previous_key_for_erasure_and_fingerprints_tell_keys_
 
 
 def test_laplace_noise_is_seeded_centred_and_has_the_scale_of_epsilon(spark):
-    counts = spark.range(20000).select(F.lit(100).alias("users"))
+    counts = spark.range(20000).select("id", F.lit(100).alias("users"))
     epsilon = 0.5  # scale b = 1 / epsilon = 2: mean 0, variance 2 b^2 = 8
 
     def noised(seed):
-        return counts.select(privacy.laplace_noised("users", epsilon, seed).alias("noised"))
+        return counts.select("id", privacy.laplace_noised("users", epsilon, seed).alias("noised"))
 
     stats = noised(7).agg(F.avg("noised"), F.variance("noised"), F.min("noised"), F.max("noised")).first()
     assert abs(stats[0] - 100.0) < 0.15
     assert 7.0 < stats[1] < 9.0
     assert stats[2] < 90 and stats[3] > 110  # heavy tails, both sides
-    first = [r[0] for r in noised(7).limit(50).collect()]
-    assert first == [r[0] for r in noised(7).limit(50).collect()]  # same seed, same numbers
-    assert first != [r[0] for r in noised(8).limit(50).collect()]
+    first = [r["noised"] for r in noised(7).orderBy("id").limit(50).collect()]
+    assert first == [r["noised"] for r in noised(7).orderBy("id").limit(50).collect()]  # same seed, same numbers
+    assert first != [r["noised"] for r in noised(8).orderBy("id").limit(50).collect()]
 
 
 def test_keyed_laplace_noise_does_not_depend_on_partitioning(spark):
@@ -87,12 +89,18 @@ def test_keyed_laplace_noise_does_not_depend_on_partitioning(spark):
 
 def test_no_epsilon_means_no_noise_and_counts_stay_whole_and_non_negative(spark):
     frame = spark.createDataFrame([(0,), (3,), (1000,)], "users long")
-    assert [r[0] for r in frame.select(privacy.laplace_noised("users", None, 1)).collect()] == [0.0, 3.0, 1000.0]
-    assert [r[0] for r in frame.select(privacy.noised_count("users", None, 1)).collect()] == [0, 3, 1000]
+
+    def by_count(column):
+        """``column`` per original count, keyed so that no row order is assumed."""
+        return {r["users"]: r["out"] for r in frame.select("users", column.alias("out")).collect()}
+
+    unchanged = by_count(privacy.laplace_noised("users", None, 1))
+    assert unchanged == {0: 0.0, 3: 3.0, 1000: 1000.0} and all(isinstance(v, float) for v in unchanged.values())
+    assert by_count(privacy.noised_count("users", None, 1)) == {0: 0, 3: 3, 1000: 1000}
     noisy = frame.select(privacy.noised_count(F.col("users"), 0.1, 3).alias("n"))
     assert dict(noisy.dtypes)["n"] == "bigint"
-    values = [r[0] for r in noisy.collect()]
-    assert all(v >= 0 for v in values) and values != [0, 3, 1000]
+    values = by_count(privacy.noised_count(F.col("users"), 0.1, 3))
+    assert all(v >= 0 for v in values.values()) and values != {0: 0, 3: 3, 1000: 1000}
 
 
 @pytest.mark.parametrize("epsilon", [0, -1.0, float("inf"), float("nan"), "1"])

@@ -24,7 +24,7 @@ from portrait.schemas import (
 )
 from portrait.stages import features, ingest
 from portrait.stages.ingest import Source
-from tests.conftest import config_environ, make_config
+from tests.conftest import LOCAL_CONF, config_environ, make_config
 from tests.ingest_helpers import NOW, write
 from tests.test_ingest_formats import GENERIC_JSON, generic_config
 
@@ -69,10 +69,13 @@ def test_too_many_bad_rows_fail_the_run_and_commit_nothing(spark, cfg, tmp_path)
 def test_cli_exits_non_zero_when_the_threshold_is_exceeded(spark, tmp_path, monkeypatch, capsys):
     for key, value in config_environ(tmp_path).items():
         monkeypatch.setenv(key, value)
+    monkeypatch.delenv("PORTRAIT_CONF", raising=False)
+    monkeypatch.chdir(tmp_path)  # not the repository: nothing may depend on the working directory
+    common = ["--conf", str(LOCAL_CONF), "--date", "2017-11-25", "--format", "taobao"]  # the file's day
     path = write(tmp_path / "ub.csv", "1,100,10,clik,1511544070\n")
-    assert main(["ingest", "--format", "taobao", "--path", str(path)]) == 3
+    assert main(["ingest", *common, "--path", str(path)]) == 3
     assert "unknown_event_type" in capsys.readouterr().err
-    assert main(["ingest", "--format", "taobao", "--path", str(tmp_path / "nothing-here.csv")]) == 2
+    assert main(["ingest", *common, "--path", str(tmp_path / "nothing-here.csv")]) == 2
     assert "nothing-here.csv" in capsys.readouterr().err
 
 

@@ -295,11 +295,22 @@ def append_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame
 # --------------------------------------------------------------------------- properties and maintenance
 
 OWNER_PROPERTY = "portrait.owner"
+STATS_COLUMNS_PROPERTY = "delta.dataSkippingStatsColumns"
+_STATS_TYPES = (T.NumericType, T.StringType, T.DateType, T.TimestampType, T.TimestampNTZType)  # skippable
 
 
 def table_properties(cfg: Config, contract: TableContract) -> dict[str, str]:
-    """The Delta table properties a contract table carries: the contract's own plus its owner."""
-    return {**dict(contract.properties), OWNER_PROPERTY: cfg.publish.owner}
+    """The Delta table properties a contract table carries: the contract's own, its owner, and for a table with
+    personal columns the columns Delta may keep statistics of (every other non-partition column)."""
+    properties = {**dict(contract.properties), OWNER_PROPERTY: cfg.publish.owner}
+    personal = {*contract.id_columns, *contract.person_text_columns}
+    if personal:
+        # Delta writes per-file minimum and maximum values into its log, which a DELETE does not rewrite: a raw
+        # id, or text that may hold one, would outlive the person's erasure there.
+        kept = [f.name for f in contract.schema.fields if f.name not in (*personal, *contract.partition_by)
+                and isinstance(f.dataType, _STATS_TYPES)]
+        properties[STATS_COLUMNS_PROPERTY] = ",".join(kept)
+    return properties
 
 
 def _existing(spark: SparkSession, cfg: Config, contract: TableContract) -> TableRef:

@@ -12,7 +12,7 @@ from portrait import cli, io
 from portrait.lakehouse import Lakehouse
 from portrait.schemas import ALL_TABLES, USER_PORTRAIT
 from portrait.stages import operations
-from tests.conftest import config_environ, make_config
+from tests.conftest import LOCAL_CONF, config_environ, make_config
 from tests.test_quality_gate import make_portrait_rows
 
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
@@ -74,7 +74,7 @@ def test_optimize_compacts_many_small_appends_and_vacuum_removes_the_old_files(s
     assert io.table_file_count(spark, cfg, USER_PORTRAIT) == 8
     (result,) = operations.maintain(Lakehouse(spark, cfg), ["user_portrait"])
     assert (result.table, result.files_before, result.files_after, result.zorder_by) == (
-        "user_portrait", 8, 2, ["user_id"])  # one file per dt partition
+        "user_portrait", 8, 2, ["person_key"])  # one file per dt partition
     assert result.properties_set == {}       # created by portrait: already complete
     assertDataFrameEqual(io.read_table(spark, cfg, USER_PORTRAIT), before)
     assert _parquet_files(cfg) == 2           # the 8 small files are gone from storage too
@@ -113,11 +113,14 @@ def test_bad_maintenance_requests_are_named(spark, cfg):
 def test_cli_maintain_and_tags(spark, tmp_path, monkeypatch, capsys):
     for name, value in config_environ(tmp_path).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PORTRAIT_CONF", raising=False)
+    monkeypatch.chdir(tmp_path)  # not the repository: nothing may depend on the working directory
+    common = ["--conf", str(LOCAL_CONF), "--date", D1.isoformat()]
     cfg = make_config(tmp_path)
     io.replace_partition(spark, cfg, USER_PORTRAIT, make_portrait_rows(spark, D1, [{"user_id": "a"}]), D1)
-    assert cli.main(["maintain", "--table", "user_portrait"]) == 0
-    assert "user_portrait        Z-ordered by user_id: 1 → 1 files" in capsys.readouterr().out
-    assert cli.main(["maintain", "--table", "nope"]) == cli.EXIT_USAGE
+    assert cli.main(["maintain", *common, "--table", "user_portrait"]) == 0
+    assert "user_portrait        Z-ordered by person_key: 1 → 1 files" in capsys.readouterr().out
+    assert cli.main(["maintain", *common, "--table", "nope"]) == cli.EXIT_USAGE
     assert "unknown table(s) ['nope']" in capsys.readouterr().err
-    assert cli.main(["tags"]) == 0
+    assert cli.main(["tags", *common]) == 0
     assert capsys.readouterr().out == (Path(__file__).resolve().parents[1] / "docs" / "TAGS.md").read_text()

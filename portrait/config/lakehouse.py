@@ -65,8 +65,10 @@ TablesConfig.__doc__ = _TableNames.__doc__
 class MaintenanceConfig(_Section):
     """``portrait maintain``: file compaction with Z-ordering, then VACUUM (retention: privacy section)."""
 
+    # Z-ordering needs per-file statistics of its columns, and Delta keeps no statistics of raw ids (their
+    # minimum and maximum would outlive an erasure in the table's log): a person is found by person_key.
     zorder_by: dict[str, list[str]] = Field(
-        default_factory=lambda: {"user_features": ["user_id"], "user_portrait": ["user_id"],
-                                 "portrait_changes": ["user_id"]},
-        description="Columns to Z-order each table's files by (contract name -> columns); others are compacted.",
+        default_factory=lambda: {"user_portrait": ["person_key"]},
+        description="Columns to Z-order each table's files by (contract name -> columns); others are compacted. "
+                    "Not raw-id columns: they carry no statistics to order by.",
     )

@@ -90,7 +90,7 @@ def test_daily_run_writes_one_portrait_row_per_user_and_date(spark, default_run)
     assert 0.0 <= stats[0] < stats[1] <= 1.0
     assert (stats[2], stats[3]) == (1, 10)
     assert portrait.where(F.size("tags") == 0).count() == 0
-    assert portrait.select("model_run_id").distinct().first()[0] == summary.mlflow_run_id
+    assert [r[0] for r in portrait.select("model_run_id").distinct().collect()] == [summary.mlflow_run_id]
     # Monitoring of a fresh shop's first day raises no drift breach (features that grow with time are not
     # compared with the training snapshot weeks earlier).
     checks = io.read_table(spark, cfg, MONITORING).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))

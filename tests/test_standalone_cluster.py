@@ -27,6 +27,7 @@ from portrait import io
 from portrait.schemas import INGEST_TABLES, INPUT_TABLES, JOB_RUNS, USER_PORTRAIT
 from portrait.spark import submit_args
 from tests.conftest import LOCAL_CONF, REPO, config_environ, make_config
+from tests.net_helpers import free_port
 from tests.shops import RUN_DATE as SHOP_DATE
 from tests.shops import SHOP
 
@@ -35,12 +36,6 @@ pytestmark = pytest.mark.slow
 RUN_DATE = SHOP_DATE.isoformat()
 
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for_port(port: int, seconds: float = 60.0) -> None:
@@ -59,12 +54,12 @@ def standalone_master(tmp_path_factory):
     work = tmp_path_factory.mktemp("standalone")
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
            "SPARK_LOG_DIR": str(work / "logs"), "SPARK_WORKER_DIR": str(work / "workers")}
-    port = _free_port()
+    port = free_port()
     url = f"spark://127.0.0.1:{port}"
     spark_class = str(BIN / "spark-class")
     processes = [subprocess.Popen(
         [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-         "--webui-port", str(_free_port())],
+         "--webui-port", str(free_port())],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )]
     try:
@@ -72,7 +67,7 @@ def standalone_master(tmp_path_factory):
         for index in range(2):
             processes.append(subprocess.Popen(
                 [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
-                 "--cores", "1", "--memory", "2g", "--webui-port", str(_free_port()),
+                 "--cores", "1", "--memory", "2g", "--webui-port", str(free_port()),
                  "--work-dir", str(work / f"worker-{index}")],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))

@@ -1,7 +1,8 @@
 # Two commands for a fresh machine (see README):  make run   and   make test
 # Both run the set-up step first: a virtualenv in .venv with portrait installed, and the Delta Lake jars
 # fetched once from Maven Central into ~/.cache/portrait (later Spark starts, tests included, are offline),
-# beside a class-data archive of the classes a Spark session loads (recorded once; later driver JVMs map it).
+# beside a class-data archive of the classes a Spark session loads (recorded once; later driver JVMs map it)
+# and serve-bi's guard and login classes, compiled from portrait/jvm/src with the JDK's javac.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -15,6 +16,7 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP)
 	@$(BIN)/python -m portrait.spark fetch-jars
 	@$(BIN)/python -m portrait.spark class-archive
+	@$(BIN)/python -m portrait.jvm
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "error: Java not found. portrait runs Apache Spark, which needs Java 17 or newer: install OpenJDK 17 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME." >&2; exit 1; }
@@ -42,9 +44,12 @@ run: setup $(PSEUDONYM_KEY_FILE)
 	PORTRAIT_PSEUDONYM_KEY="$${PORTRAIT_PSEUDONYM_KEY:-$$(cat $(PSEUDONYM_KEY_FILE))}" \
 	    $(BIN)/portrait daily --conf conf/local.yml $(if $(DATE),--date $(DATE))
 
-# The lakehouse's BI tables over JDBC (jdbc:hive2://localhost:10000/portrait) until Ctrl-C.
+# The lakehouse's BI tables over JDBC (jdbc:hive2://localhost:10000/portrait) until Ctrl-C, read-only. Clients
+# log in as PORTRAIT_BI_USER with PORTRAIT_BI_PASSWORD (or PORTRAIT_BI_PASSWORD_SHA256), which must be set; on a
+# machine of your own, SERVE_BI_ARGS=--no-auth-local-only serves without a login on 127.0.0.1 (docs/BI.md).
+SERVE_BI_ARGS ?=
 serve-bi: setup
-	$(BIN)/portrait serve-bi --conf conf/local.yml
+	$(BIN)/portrait serve-bi --conf conf/local.yml $(SERVE_BI_ARGS)
 
 test: setup
 	$(BIN)/ruff check .

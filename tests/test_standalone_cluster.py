@@ -143,10 +143,12 @@ def test_daily_job_on_a_standalone_cluster_matches_local_mode(spark, standalone_
     cluster_rows, local_rows = portrait(cluster_cfg), portrait(local_cfg)
     assert local_rows and [r["user_id"] for r in cluster_rows] == [r["user_id"] for r in local_rows]
     for cluster_row, local_row in zip(cluster_rows, local_rows, strict=True):
-        # The same model; compiled and interpreted arithmetic may differ in the last bits.
+        # The same model (the champion: the first version, or the weekly job's retraining of it on the same rows,
+        # which the promotion gate takes on an equal AUC); compiled and interpreted arithmetic may differ in the
+        # last bits.
         assert cluster_row["purchase_propensity"] == pytest.approx(local_row["purchase_propensity"], abs=1e-6)
         for column in ("lifecycle_stage", "rfm_segment", "recency_score", "frequency_score", "monetary_score",
-                       "top_category", "feature_dt", "dt", "model_run_id"):
+                       "top_category", "feature_dt", "dt"):
             assert cluster_row[column] == local_row[column], (column, cluster_row["user_id"])
     same_decile = sum(c["propensity_decile"] == lo["propensity_decile"] for c, lo in zip(cluster_rows, local_rows, strict=True))
     assert same_decile >= 0.98 * len(local_rows)

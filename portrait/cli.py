@@ -132,12 +132,6 @@ def _add_bi(jobs, common) -> None:
     serve_bi.add_argument("--port", type=int, default=None, help="port (default bi.port, 10000)")
     serve_bi.add_argument("--all-tables", action="store_true",
                           help="also register tables holding raw ids (user_portrait, …): trusted users only")
-    serve_bi.add_argument("--no-auth-local-only", action="store_true",
-                          help="serve without a login, on 127.0.0.1 only (default: a login from PORTRAIT_BI_USER "
-                               "and PORTRAIT_BI_PASSWORD or PORTRAIT_BI_PASSWORD_SHA256 is required)")
-    serve_bi.add_argument("--tls-keystore", default=None, metavar="PATH",
-                          help="serve over TLS with this Java keystore (JKS or PKCS12; its password in "
-                               "PORTRAIT_BI_KEYSTORE_PASSWORD)")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -182,8 +182,7 @@ def _audience(args, cfg: Config, day: dt.date) -> int:
 
 def _serve_bi(args, cfg: Config, day: dt.date) -> int:
     try:
-        serve_bi(cfg, host=args.host, port=args.port, all_tables=args.all_tables,
-                 no_auth_local_only=args.no_auth_local_only, tls_keystore=args.tls_keystore)
+        serve_bi(cfg, host=args.host, port=args.port, all_tables=args.all_tables)
     except ServeError as exc:
         return _fail(exc)
     return 0

@@ -59,8 +59,12 @@ def _artifact_uri(location: str | None) -> str | None:
     return Path(location).resolve().as_uri()
 
 
-def use_experiment(cfg: Config) -> str:
-    """Point MLflow at the configured tracking URI and experiment (created if missing); return its id."""
+def use_store(cfg: Config) -> str:
+    """Point MLflow at the configured tracking and registry URIs; return the tracking URI.
+
+    Called before anything reads a model by URI (``runs:/…``, ``models:/…``): without it MLflow resolves the
+    URI in its default store (``./mlflow.db``), or in the store another configuration of the process set.
+    """
     uri = cfg.mlflow.tracking_uri
     if uri.startswith("sqlite:///"):
         db_path = Path(uri.removeprefix("sqlite:///"))
@@ -68,6 +72,12 @@ def use_experiment(cfg: Config) -> str:
     mlflow.set_tracking_uri(uri)
     # Set every time: a process serving several configurations must not keep another one's registry.
     mlflow.set_registry_uri(cfg.mlflow.registry_uri or uri)
+    return uri
+
+
+def use_experiment(cfg: Config) -> str:
+    """Point MLflow at the configured tracking URI and experiment (created if missing); return its id."""
+    uri = use_store(cfg)
     try:
         experiment = mlflow.get_experiment_by_name(cfg.mlflow.experiment)
     except MlflowException as exc:

@@ -74,6 +74,7 @@ def _recomputed_features(lake: Lakehouse, day: dt.date, versions: dict[str, int]
 def _recorded_scorers(lake: Lakehouse, run, day: dt.date) -> tuple[score.Scorer, score.Scorer | None]:
     """The models the run scored with; the registry version and the churn model's run are read from the
     published rows (aliases move, so the registry today cannot say which version scored that day)."""
+    tracking.use_store(lake.cfg)  # the recorded runs are in the configured store
     lineage = lake.read_day(USER_PORTRAIT, day, version=run["output_versions"][USER_PORTRAIT.name]).select(
         "model_version", "churn_model_run_id").first()
     model_uri = f"runs:/{run['mlflow_run_id']}/{tracking.MODEL_ARTIFACT}"

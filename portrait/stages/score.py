@@ -159,6 +159,7 @@ def _scorers(lake: Lakehouse, day: dt.date, model_uri: str | None) -> tuple[Scor
     """The purchase and churn scorers of a run, training first the targets that need it (none when
     ``model_uri`` names the model to score with)."""
     if model_uri is not None:
+        tracking.use_store(lake.cfg)  # the URI names a model of the configured registry
         return load_scorer(model_uri), churn_scorer(lake.cfg), {}
     trained = train_targets(lake, day, targets_to_train(lake.cfg))
     scorer = scorer_after_training(lake.cfg, trained.get(PURCHASE_TARGET))

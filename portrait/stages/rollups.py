@@ -117,8 +117,9 @@ def ensure(lake: Lakehouse, days: list[dt.date], refresh: bool = True) -> list[t
             computed = [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
             record_inputs(lake, {d: current.get(d, NO_INPUT) for d in computed}, counted_at)
     if not ranges:
-        # No day of the lookback has input (history too short for a training snapshot): no rollup rows, and
-        # the features read an empty table rather than fail on a missing one.
+        # Nothing to roll up: usually every day is current (the table exists; this is a cheap check), but on a
+        # lookback with no input day at all (history too short for a snapshot) the features must read an empty
+        # table rather than fail on a missing one.
         lake.ensure(USER_DAILY_ACTIVITY)
     return ranges
 

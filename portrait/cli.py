@@ -113,7 +113,10 @@ def _add_operations(jobs, common) -> None:
     forget.add_argument("--file", default="", metavar="PATH",
                         help="text file with one id per line (# comments allowed; empty value = none)")
     forget.add_argument("--no-vacuum", action="store_true",
-                        help="skip VACUUM (deleted rows stay readable by time travel until the next one)")
+                        help="skip VACUUM (deleted rows stay readable by time travel until the purge)")
+    jobs.add_parser("purge", parents=[common],
+                    help="finish erasures whose retention (privacy.vacuum_retention_hours) has passed: delete the "
+                         "files that still hold the erased rows and record it in erasure_requests")
 
 
 def _add_bi(jobs, common) -> None:
@@ -132,6 +135,12 @@ def _add_bi(jobs, common) -> None:
     serve_bi.add_argument("--port", type=int, default=None, help="port (default bi.port, 10000)")
     serve_bi.add_argument("--all-tables", action="store_true",
                           help="also register tables holding raw ids (user_portrait, …): trusted users only")
+    serve_bi.add_argument("--no-auth-local-only", action="store_true",
+                          help="serve without a login, on 127.0.0.1 only (default: a login from PORTRAIT_BI_USER "
+                               "and PORTRAIT_BI_PASSWORD or PORTRAIT_BI_PASSWORD_SHA256 is required)")
+    serve_bi.add_argument("--tls-keystore", default=None, metavar="PATH",
+                          help="serve over TLS with this Java keystore (JKS or PKCS12; its password in "
+                               "PORTRAIT_BI_KEYSTORE_PASSWORD)")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,7 @@ from portrait.publish.quality import QualityGateFailed
 from portrait.publish.tags import TagDefinitionError, tag_catalog
 from portrait.serve import ServeError, serve_bi
 from portrait.spark import SparkSetupError, get_spark
-from portrait.stages import bi, features, forget, ingest, monitor, operations, score, train
+from portrait.stages import bi, features, forget, ingest, monitor, operations, purge, score, train
 from portrait.stages.ingest import Source
 from portrait.stages.publish import check_tag_registry
 
@@ -171,6 +171,11 @@ def _forget(args, cfg: Config, day: dt.date) -> int:
     return 0
 
 
+def _purge(args, cfg: Config, day: dt.date) -> int:
+    print(purge.run(_lake(cfg)).render())
+    return 0
+
+
 def _audience(args, cfg: Config, day: dt.date) -> int:
     try:
         persons = bi.export_audience(_lake(cfg), day, args.tag, args.min_score, args.output, args.format)
@@ -182,7 +187,8 @@ def _audience(args, cfg: Config, day: dt.date) -> int:
 
 def _serve_bi(args, cfg: Config, day: dt.date) -> int:
     try:
-        serve_bi(cfg, host=args.host, port=args.port, all_tables=args.all_tables)
+        serve_bi(cfg, host=args.host, port=args.port, all_tables=args.all_tables,
+                 no_auth_local_only=args.no_auth_local_only, tls_keystore=args.tls_keystore)
     except ServeError as exc:
         return _fail(exc)
     return 0
@@ -206,7 +212,7 @@ def _tags(args, cfg: Config, day: dt.date) -> int:
 
 
 JOBS: dict[str, Callable[[argparse.Namespace, Config, dt.date], int]] = {
-    "audience": _audience, "serve-bi": _serve_bi, "forget": _forget, "generate": _generate,
+    "audience": _audience, "serve-bi": _serve_bi, "forget": _forget, "purge": _purge, "generate": _generate,
     "features": _features, "train": _train, "score": _score, "daily": _daily, "backfill": _backfill,
     "monitor": _monitor, "replay": _replay, "ingest": _ingest, "identity": _identity, "maintain": _maintain,
     "tags": _tags,

@@ -14,8 +14,12 @@ audits. A table is covered by its contract alone (:mod:`portrait.schemas`):
   field (e.g. an item id equal to the user id): quarantine rows are diagnostics, and deleting one too many
   is the safe side of an erasure.
 
-Ids are compared as values (``Column.isin`` of literals), never spliced into SQL text, so an id such as
-``x' OR '1'='1`` matches only a row holding exactly that string.
+The ids never become part of a condition either: they travel as the one row of a *request* frame
+(:func:`request_frame`: arrays of ids, person keys and text needles) that the table is joined with
+(:func:`matching`, :func:`person_match`). A Delta DELETE with literals would write them into the table's log
+(``commitInfo.operationParameters.predicate``), which outlives the rows; a MERGE against the request records
+only ``array_contains(request.ids, t.user_id)``. Compared as values, an id such as ``x' OR '1'='1`` matches
+only a row holding exactly that string.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from portrait.schemas import MAX_ID_LENGTH, TableContract, clean_id, id_problem
@@ -84,32 +88,48 @@ def stitched_ids(identity_graph: DataFrame, ids: list[str]) -> DataFrame:
     return given.unionByName(persons.select(F.col("person_id").alias("id"))).unionByName(linked).distinct()
 
 
-def text_mentions(column: str, ids: list[str]) -> Column:
-    """True where the free text of ``column`` contains one of ``ids`` (see the module docstring)."""
+TARGET, REQUEST = "t", "erased"  # the aliases a match condition refers to
+REQUEST_SCHEMA = "ids array<string>, keys array<string>, tokens array<string>, substrings array<string>"
+
+
+def request_frame(spark: SparkSession, ids: list[str], person_keys: list[str]) -> DataFrame:
+    """The one-row frame a table is matched against: the raw ids, their person keys, and the needles for free
+    text (ids that are whole tokens, and the others, matched as substrings)."""
     tokens = [i for i in ids if _TOKEN.match(i)]
-    others = [i for i in ids if not _TOKEN.match(i)]
-    condition = F.lit(False)
-    if tokens:
-        words = F.split(F.col(column), TOKEN_SEPARATOR)
-        condition = condition | F.coalesce(F.arrays_overlap(words, F.array(*[F.lit(t) for t in tokens])),
-                                           F.lit(False))
-    for other in others:
-        condition = condition | (F.instr(F.col(column), other) > 0)
-    return condition
+    substrings = [i for i in ids if not _TOKEN.match(i)]
+    return spark.createDataFrame([(list(ids), list(person_keys), tokens, substrings)], REQUEST_SCHEMA)
 
 
-def erasure_condition(contract: TableContract, ids: list[str], person_keys: list[str]) -> Column | None:
-    """The rows of ``contract`` that belong to the persons, or None when the table holds no personal column."""
-    parts = [F.col(c).isin(*ids) for c in contract.id_columns]
-    if person_keys:
-        parts += [F.col(c).isin(*person_keys) for c in contract.person_key_columns]
-    parts += [text_mentions(c, ids) for c in contract.person_text_columns]
+def person_match(contract: TableContract) -> Column | None:
+    """True where a row of ``contract`` (alias :data:`TARGET`) belongs to a person of the request (alias
+    :data:`REQUEST`); None when the table holds no personal column. Refers to no id: see the module docstring."""
+    request = F.col(f"{REQUEST}.ids")
+    parts = [F.array_contains(request, F.col(f"{TARGET}.`{c}`")) for c in contract.id_columns]
+    parts += [F.array_contains(F.col(f"{REQUEST}.keys"), F.col(f"{TARGET}.`{c}`"))
+              for c in contract.person_key_columns]
+    parts += [_text_mentions(F.col(f"{TARGET}.`{c}`")) for c in contract.person_text_columns]
     if not parts:
         return None
     condition = parts[0]
     for part in parts[1:]:
         condition = condition | part
     return F.coalesce(condition, F.lit(False))
+
+
+def _text_mentions(text: Column) -> Column:
+    """True where ``text`` holds a requested id as a whole token, or one that is not a token as a substring."""
+    words = F.split(text, TOKEN_SEPARATOR)
+    as_token = F.coalesce(F.arrays_overlap(words, F.col(f"{REQUEST}.tokens")), F.lit(False))
+    as_substring = F.exists(F.col(f"{REQUEST}.substrings"), lambda needle: F.instr(text, needle) > 0)
+    return as_token | F.coalesce(as_substring, F.lit(False))
+
+
+def matching(frame: DataFrame, contract: TableContract, request: DataFrame) -> DataFrame:
+    """The rows of ``frame`` (a table of ``contract``) that belong to the persons of ``request``."""
+    condition = person_match(contract)
+    if condition is None:
+        return frame.limit(0)
+    return frame.alias(TARGET).join(F.broadcast(request.alias(REQUEST)), condition, "left_semi")
 
 
 def personal_tables(contracts: Iterable[TableContract]) -> list[TableContract]:
@@ -132,6 +152,7 @@ class ErasureReport:
     vacuumed: list[str] = field(default_factory=list)
     vacuum_retention_hours: int = 0
     missing_tables: list[str] = field(default_factory=list)
+    purged: bool = False  # the files of the erased rows are deleted too (VACUUM with a zero retention)
 
     @property
     def total_rows(self) -> int:
@@ -147,11 +168,15 @@ class ErasureReport:
         if self.missing_tables:
             lines.append("  not present (nothing to erase): " + ", ".join(sorted(self.missing_tables)))
         lines.append("  models marked for retraining: " + (", ".join(self.models_marked) or "none"))
-        if self.vacuumed:
-            lines.append(f"  VACUUM (retention {self.vacuum_retention_hours} h) on {len(self.vacuumed)} table(s): "
-                         "files of the deleted rows are removed once older than the retention; "
-                         "time travel to earlier versions ends there")
+        if self.purged:
+            lines.append(f"  VACUUM (retention 0 h) on {len(self.vacuumed)} table(s): the files of the deleted rows "
+                         "are deleted too; time travel to earlier versions has ended (state: purged)")
+        elif self.vacuumed:
+            lines.append(f"  VACUUM (retention {self.vacuum_retention_hours} h) on {len(self.vacuumed)} table(s): the "
+                         "files of the deleted rows stay until they are older than the retention; `portrait purge` "
+                         "then deletes them and records it (state: removed)")
         else:
-            lines.append("  VACUUM not run: deleted rows stay readable by time travel until the next VACUUM")
+            lines.append("  VACUUM not run: deleted rows stay readable by time travel until `portrait purge` runs "
+                         "after the retention (state: removed)")
         lines.append(f"  audit: erasure_requests row {self.request_id} (person keys, key {self.key_fingerprint})")
         return "\n".join(lines)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from portrait.config import Config
-from portrait.faults import ConcurrentWriteError, CorruptTableError, raise_storage_problem, retrying_conflicts
+from portrait.faults import raise_storage_problem, retrying_conflicts
 from portrait.schemas import TableContract
 
 
@@ -62,7 +62,7 @@ def table_exists(spark: SparkSession, ref: TableRef) -> bool:
     return spark.catalog.tableExists(ref.qualified_name.replace("`", ""))
 
 
-def _delta_table(spark: SparkSession, ref: TableRef) -> DeltaTable:
+def delta_table(spark: SparkSession, ref: TableRef) -> DeltaTable:
     if ref.path is not None:
         return DeltaTable.forPath(spark, ref.path)
     return DeltaTable.forName(spark, ref.qualified_name)
@@ -170,7 +170,32 @@ def _created_meanwhile(spark: SparkSession, ref: TableRef, seconds: float = 10.0
     return True
 
 
-def _sql_name(ref: TableRef) -> str:
+def add_missing_columns(spark: SparkSession, cfg: Config, contract: TableContract) -> list[str]:
+    """Add to an existing table the contract columns it lacks (a table written by an older portrait, before
+    the contract gained them); returns their names. Only nullable columns can be added: older rows hold null."""
+    ref = table_ref(cfg, contract)
+    if not table_exists(spark, ref):
+        return []
+    stored = set(read_stored(spark, ref).columns)
+    missing = [f for f in contract.schema.fields if f.name not in stored]
+    required = [f.name for f in missing if not f.nullable]
+    if required:
+        raise SchemaMismatchError(f"table '{contract.name}' at {ref} lacks the NOT NULL column(s) {required}, "
+                                  "which cannot be added to existing rows; migrate it by hand")
+    if missing:
+        # Names, types and comments come from the contract (code), not from input: plain literals are safe.
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()} COMMENT '{_quoted(contract.comment(f.name))}'"
+                            for f in missing)
+        spark.sql(f"ALTER TABLE {sql_name(ref)} ADD COLUMNS ({columns})")
+    return [f.name for f in missing]
+
+
+def _quoted(text: str) -> str:
+    """``text`` inside a single-quoted SQL string literal."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def sql_name(ref: TableRef) -> str:
     return f"delta.`{ref.path}`" if ref.path else ref.qualified_name
 
 
@@ -178,7 +203,7 @@ def _add_checks(spark: SparkSession, ref: TableRef, contract: TableContract) -> 
     """Add the contract's CHECK constraints to a catalog table just created (names and SQL come from code)."""
     for name, condition in contract.checks:
         try:
-            spark.sql(f"ALTER TABLE {_sql_name(ref)} ADD CONSTRAINT {name} CHECK ({condition})")
+            spark.sql(f"ALTER TABLE {sql_name(ref)} ADD CONSTRAINT {name} CHECK ({condition})")
         except AnalysisException as exc:
             # Two jobs creating the table at once both add its constraints: the second finds them there.
             if "CONSTRAINT_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
@@ -252,7 +277,7 @@ def table_version(spark: SparkSession, cfg: Config, contract: TableContract) -> 
     ref = table_ref(cfg, contract)
     if not table_exists(spark, ref):
         return None
-    return int(_delta_table(spark, ref).history(1).select("version").first()[0])
+    return int(delta_table(spark, ref).history(1).select("version").first()[0])
 
 
 def merge_new_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame: DataFrame,
@@ -276,7 +301,7 @@ def merge_new_rows(spark: SparkSession, cfg: Config, contract: TableContract, fr
         listed = ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(set(days)))
         condition = f"t.dt IN ({listed}) AND t.dt = s.dt AND {condition}"
     metrics = (
-        _delta_table(spark, ref).alias("t")
+        delta_table(spark, ref).alias("t")
         .merge(_conform(frame, contract).alias("s"), condition)
         .whenNotMatchedInsertAll()
         .execute()
@@ -323,18 +348,18 @@ def _existing(spark: SparkSession, cfg: Config, contract: TableContract) -> Tabl
 def apply_table_properties(spark: SparkSession, cfg: Config, contract: TableContract) -> dict[str, str]:
     """Set the properties of :func:`table_properties` that an existing table lacks; returns those set."""
     ref = _existing(spark, cfg, contract)
-    current = _delta_table(spark, ref).detail().first()["properties"] or {}
+    current = delta_table(spark, ref).detail().first()["properties"] or {}
     missing = {k: v for k, v in table_properties(cfg, contract).items() if current.get(k) != v}
     if missing:
         # Names come from code and the owner is validated by the config (no quotes), so plain literals are safe.
         listed = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
-        spark.sql(f"ALTER TABLE {_sql_name(ref)} SET TBLPROPERTIES ({listed})")
+        spark.sql(f"ALTER TABLE {sql_name(ref)} SET TBLPROPERTIES ({listed})")
     return missing
 
 
 def table_file_count(spark: SparkSession, cfg: Config, contract: TableContract) -> int:
     """Number of data files in the table's current version (Delta ``numFiles``)."""
-    return int(_delta_table(spark, _existing(spark, cfg, contract)).detail().first()["numFiles"])
+    return int(delta_table(spark, _existing(spark, cfg, contract)).detail().first()["numFiles"])
 
 
 def optimize_table(spark: SparkSession, cfg: Config, contract: TableContract,
@@ -348,7 +373,7 @@ def optimize_table(spark: SparkSession, cfg: Config, contract: TableContract,
         raise ValueError(f"cannot Z-order table '{contract.name}' by {unusable}: Z-order columns must be "
                          f"non-partition columns of the contract ({', '.join(contract.columns)}); "
                          "check maintenance.zorder_by")
-    optimizer = _delta_table(spark, _existing(spark, cfg, contract)).optimize()
+    optimizer = delta_table(spark, _existing(spark, cfg, contract)).optimize()
     result = optimizer.executeZOrderBy(*zorder_by) if zorder_by else optimizer.executeCompaction()
     metrics = result.first()["metrics"]
     return int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"])
@@ -367,38 +392,14 @@ def vacuum_table(spark: SparkSession, cfg: Config, contract: TableContract, rete
     if retention_hours < 0:
         raise ValueError(f"retention_hours must be >= 0, got {retention_hours}")
     ref = _existing(spark, cfg, contract)
-    table = _delta_table(spark, ref)
+    table = delta_table(spark, ref)
     wanted = f"interval {int(retention_hours)} hours"
     if (table.detail().first()["properties"] or {}).get(RETENTION_PROPERTY) != wanted:
-        spark.sql(f"ALTER TABLE {_sql_name(ref)} SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{wanted}')")
+        spark.sql(f"ALTER TABLE {sql_name(ref)} SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{wanted}')")
     table.vacuum()
 
 
-# --------------------------------------------------------------------------- erasure (docs/SECURITY.md)
-
-def delete_rows(spark: SparkSession, cfg: Config, contract: TableContract, condition: Column) -> int:
-    """Delete the rows matching ``condition`` in one Delta commit (none when nothing matches); returns how many.
-
-    ``condition`` is a Column built from literals (``isin``), never SQL text, so values cannot inject SQL.
-    The deleted rows stay in older versions (time travel) until :func:`vacuum_with_retention` removes their
-    files. A missing table deletes nothing.
-    """
-    ref = table_ref(cfg, contract)
-    if not table_exists(spark, ref):
-        return 0
-    try:
-        # The stored table as it is, not checked against today's contract: an erasure must also work on a
-        # table written by an older version whose other columns have changed since.
-        matching = read_stored(spark, ref).where(condition).count()
-        if matching:
-            retrying_conflicts(lambda: _delta_table(spark, ref).delete(condition), contract)
-    except (CorruptTableError, ConcurrentWriteError, SchemaMismatchError):
-        raise
-    except Exception as exc:
-        raise_storage_problem(exc, ref)
-        raise
-    return matching
-
+# --------------------------------------------------------------------------- stored tables, as they are
 
 def read_stored(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
     """A table exactly as stored (every stored column, no contract check): for erasure and its checks."""
@@ -412,35 +413,6 @@ def read_stored(spark: SparkSession, ref: TableRef, version: int | None = None) 
         raise
 
 
-# Delta refuses a VACUUM retention below this unless its check is switched off (delta.deletedFileRetentionDuration).
-DELTA_MIN_SAFE_RETENTION_HOURS = 168
-
-
-def vacuum_with_retention(spark: SparkSession, cfg: Config, contract: TableContract, retention_hours: int) -> bool:
-    """VACUUM a table with ``retention_hours``; returns False when the table does not exist.
-
-    A retention below Delta's 168-hour safety check is the configured decision (``privacy.
-    vacuum_retention_hours``, tests use 0): the check is switched off on this session for this call only
-    and restored afterwards. Short retentions can break readers of old versions and concurrent writers.
-    """
-    if not table_exists(spark, table_ref(cfg, contract)):
-        return False
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    if retention_hours >= DELTA_MIN_SAFE_RETENTION_HOURS:
-        vacuum_table(spark, cfg, contract, retention_hours)
-        return True
-    previous = spark.conf.get(check, None)
-    spark.conf.set(check, "false")
-    try:
-        vacuum_table(spark, cfg, contract, retention_hours)
-    finally:
-        if previous is None:
-            spark.conf.unset(check)
-        else:
-            spark.conf.set(check, previous)
-    return True
-
-
 # --------------------------------------------------------------------------- BI: upserts, exports, SQL catalog
 
 def upsert_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame: DataFrame) -> None:
@@ -450,7 +422,7 @@ def upsert_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame
     """
     ref = ensure_table(spark, cfg, contract)
     condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in contract.key)
-    (_delta_table(spark, ref).alias("t")
+    (delta_table(spark, ref).alias("t")
      .merge(_conform(frame, contract).alias("s"), condition)
      .whenMatchedUpdateAll()
      .whenNotMatchedInsertAll()

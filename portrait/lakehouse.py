@@ -3,9 +3,10 @@
 A :class:`Lakehouse` binds the Spark session to the configured location (a directory of Delta folders, or a
 catalog schema) and speaks in table contracts (:mod:`portrait.schemas`): read a contract (whole, one date, a
 range of dates, or as of a version), whether it exists, its version, replace a date or a range of dates,
-append, merge, delete. Stages take a lakehouse and a date; they never build paths, table names or Delta calls
-themselves. The Delta mechanics behind it (creation with the contract, atomic ``replaceWhere`` writes,
-conflict retries, storage faults) are in :mod:`portrait.io`.
+append, merge, delete. Every write of a table with personal columns honours the erasure tombstones. Stages
+take a lakehouse and a date; they never build paths, table names or Delta calls themselves. The Delta
+mechanics behind it (creation with the contract, atomic ``replaceWhere`` writes, conflict retries, storage
+faults) are in :mod:`portrait.io`, those of erasure in :mod:`portrait.erasure_io`.
 
 Example::
 
@@ -17,12 +18,13 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from portrait import io
+from portrait import erasure_io, io
 from portrait.config import Config
 from portrait.schemas import TableContract
 from portrait.schemas.partitions import between_days, date_literal, on_day
@@ -116,37 +118,60 @@ class Lakehouse:
         """Create the table with its contract when it does not exist."""
         return io.ensure_table(self.spark, self.cfg, contract)
 
+    @contextmanager
+    def _honouring_erasures(self, contract: TableContract, frame: DataFrame) -> Iterator[DataFrame]:
+        """``frame`` without tombstoned persons for the write in the block; after it, the rows of persons
+        erased meanwhile are deleted (:class:`portrait.erasure_io.TombstoneGuard`)."""
+        if not erasure_io.guarded(contract):
+            yield frame
+            return
+        guard = erasure_io.TombstoneGuard(self.spark, self.cfg, contract)
+        yield guard.filter(frame)
+        guard.recheck()
+
     def replace_day(self, contract: TableContract, frame: DataFrame, day: dt.date) -> None:
         """Atomically replace the rows of date ``day``; other dates stay (rows of another date are refused)."""
-        io.replace_partition(self.spark, self.cfg, contract, frame, day)
+        with self._honouring_erasures(contract, frame) as frame:
+            io.replace_partition(self.spark, self.cfg, contract, frame, day)
 
     def replace_range(self, contract: TableContract, frame: DataFrame, start: dt.date, end: dt.date) -> None:
         """Atomically replace the rows of ``[start, end]`` in one commit; other dates stay."""
-        io.replace_date_range(self.spark, self.cfg, contract, frame, start, end)
+        with self._honouring_erasures(contract, frame) as frame:
+            io.replace_date_range(self.spark, self.cfg, contract, frame, start, end)
 
     def overwrite(self, contract: TableContract, frame: DataFrame) -> None:
         """Replace the whole table in one commit."""
-        io.overwrite_table(self.spark, self.cfg, contract, frame)
+        with self._honouring_erasures(contract, frame) as frame:
+            io.overwrite_table(self.spark, self.cfg, contract, frame)
 
     def append(self, contract: TableContract, frame: DataFrame) -> None:
-        io.append_rows(self.spark, self.cfg, contract, frame)
+        with self._honouring_erasures(contract, frame) as frame:
+            io.append_rows(self.spark, self.cfg, contract, frame)
 
     def merge_new(self, contract: TableContract, frame: DataFrame, days: list[dt.date] | None = None) -> int:
         """Insert the rows whose key is not in the table yet; returns how many (see :func:`io.merge_new_rows`)."""
-        return io.merge_new_rows(self.spark, self.cfg, contract, frame, days)
+        with self._honouring_erasures(contract, frame) as frame:
+            return io.merge_new_rows(self.spark, self.cfg, contract, frame, days)
 
     def upsert(self, contract: TableContract, frame: DataFrame) -> None:
         """MERGE on the contract's key: matching rows replaced, new keys inserted."""
-        io.upsert_rows(self.spark, self.cfg, contract, frame)
+        with self._honouring_erasures(contract, frame) as frame:
+            io.upsert_rows(self.spark, self.cfg, contract, frame)
 
-    def delete(self, contract: TableContract, condition: Column) -> int:
-        """Delete the rows matching ``condition`` (a Column of literals); returns how many."""
-        return io.delete_rows(self.spark, self.cfg, contract, condition)
+    def delete_matching(self, contract: TableContract, source: DataFrame, condition: Column,
+                        aliases: tuple[str, str]) -> int:
+        """Delete the rows matching a row of ``source`` under ``condition`` (``aliases``: the table's and
+        ``source``'s names in it); returns how many. No value of ``source`` reaches the table's log."""
+        return erasure_io.delete_matching(self.spark, self.cfg, contract, source, condition, aliases)
 
     # ------------------------------------------------------------------------------------------ maintenance
 
     def file_count(self, contract: TableContract) -> int:
         return io.table_file_count(self.spark, self.cfg, contract)
+
+    def add_missing_columns(self, contract: TableContract) -> list[str]:
+        """Add the nullable contract columns an existing table lacks (written by an older portrait)."""
+        return io.add_missing_columns(self.spark, self.cfg, contract)
 
     def apply_properties(self, contract: TableContract) -> dict[str, str]:
         return io.apply_table_properties(self.spark, self.cfg, contract)
@@ -156,4 +181,8 @@ class Lakehouse:
 
     def vacuum(self, contract: TableContract, retention_hours: int) -> bool:
         """VACUUM with ``retention_hours``; False when the table does not exist."""
-        return io.vacuum_with_retention(self.spark, self.cfg, contract, retention_hours)
+        return erasure_io.vacuum_with_retention(self.spark, self.cfg, contract, retention_hours)
+
+    def purge(self, contract: TableContract, retention_hours: int) -> bool:
+        """Remove from files and log what deletes older than ``retention_hours`` left; False: no table."""
+        return erasure_io.purge_table(self.spark, self.cfg, contract, retention_hours)

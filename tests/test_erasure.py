@@ -20,12 +20,13 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from portrait import erasure, io, privacy
+from portrait import erasure, erasure_io, io, privacy
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.schemas import (
     ALL_TABLES,
     ERASURE_REQUESTS,
+    ERASURE_TOMBSTONES,
     IDENTITY_GRAPH,
     PERSON_ID_COLUMNS,
     QUARANTINE,
@@ -34,7 +35,7 @@ from portrait.schemas import (
     TableContract,
     _col,
 )
-from portrait.stages import forget, ingest
+from portrait.stages import forget, ingest, purge
 from tests.conftest import FAST_MODEL, make_config
 from tests.privacy_helpers import contract_rows
 
@@ -84,24 +85,35 @@ BI_LIKE = TableContract(
 )
 
 
-def test_conditions_match_ids_person_keys_and_whole_tokens_of_free_text(spark):
+RAW_LIKE = TableContract(
+    name="raw_like",
+    description="A free-text test table.",
+    schema=T.StructType([_col("quarantine_id", T.StringType(), "k"), _col("raw_row", T.StringType(), "t")]),
+    person_columns=(),
+    person_text_columns=("raw_row",),
+)
+
+
+def _matched(spark, frame, contract, ids, keys=()):
+    request = erasure.request_frame(spark, list(ids), list(keys))
+    return sorted(tuple(r) for r in erasure.matching(frame, contract, request).collect())
+
+
+def test_a_request_matches_ids_person_keys_and_whole_tokens_of_free_text(spark):
     key = KEY.encode()
     pk = privacy.person_key_of("u1", key)
     bi = spark.createDataFrame([(pk, "a"), (privacy.person_key_of("u10", key), "a")], BI_LIKE.schema)
-    assert bi.where(erasure.erasure_condition(BI_LIKE, ["u1"], [pk])).collect() == [(pk, "a")]
+    assert _matched(spark, bi, BI_LIKE, ["u1"], [pk]) == [(pk, "a")]
     raw = spark.createDataFrame(
         [("q1", "u1,77,3,pv,1511544070"), ("q2", "u10,77,3,pv,1511544070"), ("q3", '{"uid": "u1", "x": 2}'),
-         ("q4", "99,u1x,pv"), ("q5", "a b|c"), ("q6", "id=a b")],
-        "quarantine_id string, raw_row string")
-    matched = raw.where(erasure.text_mentions("raw_row", ["u1", "a b"])).select("quarantine_id")
+         ("q4", "99,u1x,pv"), ("q5", "a b|c"), ("q6", "id=a b"), ("q7", None)], RAW_LIKE.schema)
     # u1 as a whole token only (not u10, not u1x); an id with a space is matched as a substring.
-    assert sorted(r[0] for r in matched.collect()) == ["q1", "q3", "q5", "q6"]
+    assert [r[0] for r in _matched(spark, raw, RAW_LIKE, ["u1", "a b"])] == ["q1", "q3", "q5", "q6"]
 
 
 def test_an_injection_attempt_is_only_a_value(spark):
     frame = spark.createDataFrame([("x' OR '1'='1",), ("u1",), ("u2",)], "user_id string")
-    condition = erasure.erasure_condition(USER_FEATURES, ["x' OR '1'='1"], [])
-    assert [r[0] for r in frame.where(condition).collect()] == ["x' OR '1'='1"]
+    assert _matched(spark, frame, USER_FEATURES, ["x' OR '1'='1"]) == [("x' OR '1'='1",)]
 
 
 def test_stitched_ids_expand_to_the_whole_person(spark):
@@ -171,7 +183,7 @@ def shop(spark, tmp_path_factory):
         rows = contract_rows(spark, contract, [person, other, f"{person}0"], day,
                              **{k: v for k, v in overrides.items() if k in contract.columns})
         if contract.name == QUARANTINE.name:  # distinct keys; one row only shares a prefix with the person
-            rows = rows.withColumn("quarantine_id", F.col("raw_row"))
+            rows = rows.withColumn("quarantine_id", F.sha2(F.col("raw_row"), 256))  # as ingest keys them
         elif contract.partition_by == ("dt",):
             rows = rows.withColumn("dt", F.lit(day))
         io.overwrite_table(spark, cfg, contract, rows)
@@ -281,11 +293,12 @@ def _delta_tables(lakehouse: Path) -> dict[str, Path]:
 def _scan_everything(spark, cfg, person_ids, other_ids) -> dict[str, dict[str, int]]:
     """Per Delta table: rows mentioning the person (by id or person key) and rows mentioning the other person.
 
-    ``erasure_requests`` is scanned for raw ids only: its audit row keeps the person key by design."""
-    audit = Path(io.table_ref(cfg, ERASURE_REQUESTS).path)
+    ``erasure_requests`` and ``erasure_tombstones`` are scanned for raw ids only: they keep the person keys by
+    design (the audit, and what keeps later writes from bringing the person back)."""
+    audits = {Path(io.table_ref(cfg, c).path) for c in (ERASURE_REQUESTS, ERASURE_TOMBSTONES)}
     found = {}
     for name, path in _delta_tables(Path(cfg.lakehouse.path)).items():
-        keyed = path != audit
+        keyed = path not in audits
         groups = {"person": set(person_ids) | (_hmac_keys(person_ids) if keyed else set()),
                   "other": set(other_ids) | (_hmac_keys(other_ids) if keyed else set())}
         found[name] = _rows_mentioning(spark.read.format("delta").load(str(path)), groups)
@@ -306,6 +319,24 @@ def _mentions_of(scanned: dict[str, dict[str, int]], group: str) -> dict[str, in
     return {name: hits[group] for name, hits in scanned.items() if hits[group]}
 
 
+def _files_holding(root: Path, ids) -> dict[str, list[str]]:
+    """Every file under ``root`` (data, change data, deletion vectors, log commits, checksums, checkpoints) that
+    holds one of ``ids``, with the ids it holds: in its raw bytes as a whole token, or, for a Parquet file
+    (whose pages may be compressed), as a token of any decoded value."""
+    import pyarrow.parquet as pq
+
+    patterns = {i: re.compile(rb"(?<![\w.@-])" + re.escape(i.encode()) + rb"(?![\w.@-])") for i in ids}
+    found = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        hits = {i for i, pattern in patterns.items() if pattern.search(data)}
+        if path.suffix == ".parquet":
+            hits |= set(ids) & _row_tokens(pq.read_table(path).to_pylist())
+        if hits:
+            found[str(path.relative_to(root))] = sorted(hits)
+    return found
+
+
 @pytest.mark.slow
 def test_forget_removes_the_person_everywhere_then_vacuum_removes_time_travel(spark, shop, monkeypatch):
     cfg, person, linked, other, (trained_on_person, trained_before), versions = shop
@@ -318,6 +349,10 @@ def test_forget_removes_the_person_everywhere_then_vacuum_removes_time_travel(sp
     assert {"clickstream", "orders", "users", "user_features", "user_portrait", "identity_graph",
             "quarantine", "portrait_latest"} <= set(present) <= {c.name for c in tables}
     assert present["identity_graph"] == len(linked) and present["quarantine"] == 1
+
+    lakehouse = Path(cfg.lakehouse.path)
+    held = _files_holding(lakehouse, linked)
+    assert {path.split("/")[0] for path in held} >= {"clickstream", "identity_graph", "quarantine"}
 
     report = forget.run(Lakehouse(spark, cfg), [person], vacuum=False)
 
@@ -346,7 +381,22 @@ def test_forget_removes_the_person_everywhere_then_vacuum_removes_time_travel(sp
     assert again.total_rows == 0 and set(again.vacuumed) >= {c.name for c in tables}
     assert spark.conf.get(check, None) is None  # the safety check is back on after the call
     _check_time_travel_ends(spark, zero, versions, present, linked, again.vacuumed)
-    assert io.read_table(spark, zero, ERASURE_REQUESTS).count() == 2
+    assert again.purged  # a zero retention: its own VACUUM deleted the files
+
+    # The purge finds the first request due (removed at least zero hours ago) and records it purged.
+    assert _states(spark, zero) == {report.request_id: ("removed", False), again.request_id: ("purged", True)}
+    done = purge.run(Lakehouse(spark, zero))
+    assert (done.purged, done.waiting) == (1, 0) and set(done.tables) >= {c.name for c in tables}
+    assert _states(spark, zero) == {report.request_id: ("purged", True), again.request_id: ("purged", True)}
+    assert purge.run(Lakehouse(spark, zero)).purged == 0
+    # To the bytes: no file under the lakehouse, the tables' logs included, holds any id of the person.
+    assert _files_holding(lakehouse, linked) == {}
+
+
+def _states(spark, cfg) -> dict[str, tuple[str, bool]]:
+    """erasure_requests: request id → (state, whether purged_at is set)."""
+    return {r["request_id"]: (r["state"], r["purged_at"] is not None)
+            for r in io.read_table(spark, cfg, ERASURE_REQUESTS).collect()}
 
 
 def _check_models_and_audit(spark, cfg, report, person, linked, trained_on_person, trained_before, present):
@@ -400,3 +450,38 @@ def _check_time_travel_ends(spark, zero, versions, present, linked, vacuumed):
         assert name not in present, f"{name}: version {old_version}, which held the person, is still readable"
         assert _rows_mentioning(old, {"person": set(linked) | _hmac_keys(linked)})["person"] == 0, name
     assert set(present) <= set(refused)
+
+
+# ---------------------------------------------------------------------------------------------- tombstones
+
+
+def test_tombstones_keep_erased_persons_out_of_later_writes_and_of_a_write_racing_the_erasure(spark, tmp_path,
+                                                                                               monkeypatch):
+    """A write after the erasure drops the persons' rows; a write that read before it (its guard older than
+    the tombstones) and commits after the delete has them deleted again right after its commit."""
+    monkeypatch.setenv(privacy.PSEUDONYM_KEY_ENV, KEY)
+    cfg = make_config(tmp_path)
+    lake = Lakehouse(spark, cfg)
+    rows = contract_rows(spark, USER_FEATURES, ["u1", "u2", "u3"], RUN_DATE, dt=RUN_DATE)
+    lake.replace_day(USER_FEATURES, rows, RUN_DATE)
+    racing = erasure_io.TombstoneGuard(spark, cfg, USER_FEATURES)  # a run that read before the erasure
+    assert racing.version is None
+
+    report = forget.run(lake, ["u2"], vacuum=False)
+    assert report.rows_deleted[USER_FEATURES.name] == 1
+
+    def users() -> list[str]:
+        return sorted(r["user_id"] for r in io.read_table(spark, cfg, USER_FEATURES).collect())
+
+    lake.replace_day(USER_FEATURES, rows, RUN_DATE)  # a later run: its write drops u2
+    assert users() == ["u1", "u3"]
+    io.replace_partition(spark, cfg, USER_FEATURES, racing.filter(rows), RUN_DATE)  # commits after the delete
+    assert users() == ["u1", "u2", "u3"]
+    assert racing.recheck() == 1  # what Lakehouse does after every guarded write
+    assert users() == ["u1", "u3"]
+    # No id entered the table's log on the way: the deletes joined a frame of the ids.
+    log = Path(io.table_ref(cfg, USER_FEATURES).path) / "_delta_log"
+    assert not re.search(r"\bu2\b", "".join(commit.read_text() for commit in sorted(log.glob("*.json"))))
+    tombstones = io.read_table(spark, cfg, ERASURE_TOMBSTONES).collect()
+    assert [(t["tombstone_key"], t["request_id"]) for t in tombstones] == [
+        (sorted(_hmac_keys(["u2"]))[0], report.request_id)]

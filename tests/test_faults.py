@@ -20,7 +20,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import cli, faults, io, privacy
+from portrait import cli, erasure_io, faults, io, privacy
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.schemas import CLICKSTREAM, USER_PORTRAIT
@@ -212,7 +212,9 @@ def test_a_corrupt_table_log_is_named_and_nothing_is_overwritten(spark, tmp_path
         io.read_table(spark, fresh, USER_PORTRAIT).count()
     assert faults.storage_problem(raised.value) == "corrupt"
     with pytest.raises(faults.CorruptTableError, match=r"table 'user_portrait'.*_delta_log.*Restore"):
-        io.delete_rows(spark, fresh, USER_PORTRAIT, F.col("user_id") == "u1")
+        request = spark.createDataFrame([("u1",)], "user_id string")
+        erasure_io.delete_matching(spark, fresh, USER_PORTRAIT, request, F.col("t.user_id") == F.col("r.user_id"),
+                                   ("t", "r"))
     with pytest.raises(faults.CorruptTableError, match=r"table 'user_portrait'.*Nothing was written"):
         io.replace_partition(spark, fresh, USER_PORTRAIT, portrait_rows(spark, ["u3"]), DAY)
     assert _files(Path(ref.path)) == before  # no file added, changed or removed

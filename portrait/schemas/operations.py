@@ -1,4 +1,4 @@
-"""Contracts of the operations tables: job runs, monitoring checks and erasure requests."""
+"""Contracts of the operations tables: job runs, monitoring checks, erasure requests and tombstones."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ MONITORING = TableContract(
 
 ERASURE_REQUESTS = TableContract(
     name="erasure_requests",
-    description="Erasure audit: one row per `portrait forget` request that finished; holds no raw id.",
+    description="Erasure audit: one row per `portrait forget` request that finished, updated when `portrait purge` deletes the files; holds no raw id.",
     schema=T.StructType(
         [
             _col("request_id", T.StringType(), "Id of the erasure request.", False),
@@ -63,14 +63,32 @@ ERASURE_REQUESTS = TableContract(
             _col("ids_erased", T.IntegerType(), "Distinct ids erased: the requested ones plus every id stitched to the same person.", False),
             _col("rows_deleted", T.MapType(T.StringType(), T.LongType(), False), "Rows deleted per table name (tables without any row of the persons: 0).", False),
             _col("models_marked", T.ArrayType(T.StringType(), False), "Registered model versions 'name/version' trained on the persons' data, tagged for retraining in MLflow.", False),
-            _col("vacuumed", T.BooleanType(), "Whether VACUUM ran after the deletes (with privacy.vacuum_retention_hours).", False),
+            _col("vacuumed", T.BooleanType(), "Whether forget ran VACUUM after the deletes (with privacy.vacuum_retention_hours); it removes the files of the erased rows only once they are older than the retention: see state.", False),
             _col("vacuum_retention_hours", T.IntegerType(), "Retention VACUUM used: files of the deleted rows are physically gone once they are this old.", False),
             _col("requested_at", T.TimestampType(), "When the request started (UTC instant).", False),
-            _col("finished_at", T.TimestampType(), "When the deletes and marking finished (UTC instant).", False),
+            _col("finished_at", T.TimestampType(), "When the deletes and marking finished (UTC instant): from then on no current version of any table holds the persons.", False),
+            # Nullable, added after the first release: rows written before them hold null (state: removed).
+            _col("state", T.StringType(), "removed: gone from the current version of every table, still in files older versions reference until the retention passes; purged: those files are deleted too (portrait purge, or forget with a zero retention)."),
+            _col("purged_at", T.TimestampType(), "When the purge deleted the files of the erased rows (UTC instant); null until then."),
         ]
     ),
     key=("request_id",),
+    checks=(("known_state", "state IS NULL OR state IN ('removed', 'purged')"),),
+)
+
+ERASURE_TOMBSTONES = TableContract(
+    name="erasure_tombstones",
+    description="Keyed hashes of every erased id: every writer drops their rows, so a run that read before an erasure cannot write the persons back after it.",
+    schema=T.StructType(
+        [
+            _col("tombstone_key", T.StringType(), "HMAC-SHA256 of an erased id (user, device or person id) under the key of key_fingerprint, as hex: matches the id without naming it.", False),
+            _col("key_fingerprint", T.StringType(), "Short SHA-256 fingerprint of the pseudonymisation key of tombstone_key.", False),
+            _col("request_id", T.StringType(), "The erasure request (erasure_requests.request_id) that wrote it.", False),
+            _col("created_at", T.TimestampType(), "When forget wrote it, before its first delete (UTC instant).", False),
+        ]
+    ),
+    key=("tombstone_key", "key_fingerprint"),
 )
 
 OPERATIONS_TABLES: tuple[TableContract, ...] = (JOB_RUNS, MONITORING)
-PRIVACY_TABLES: tuple[TableContract, ...] = (ERASURE_REQUESTS,)
+PRIVACY_TABLES: tuple[TableContract, ...] = (ERASURE_REQUESTS, ERASURE_TOMBSTONES)

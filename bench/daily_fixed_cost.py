@@ -7,8 +7,10 @@ On a small shop a daily run's time is not its events: it is query planning, Delt
 trips between the Python driver and the JVM (every DataFrame and Column call is one or more). This generates
 the shop of the spark-submit tests (``--users`` × ``--days``, the small test model), then runs
 ``graph.run_daily`` (the job as scheduled) for ``--runs`` consecutive dates in one session and reports each
-run's seconds and its number of Py4J round trips. The first run pays the JVM's warm-up and trains the first
-model; the later ones are the steady state. ``--conf`` sets session settings over portrait's own (e.g.
+run's seconds, its number of Py4J round trips and, per task, its seconds, Spark jobs and round trips (job
+ids are sequential in a session, so a task's jobs are the difference of the highest id before and after it).
+The first run pays the JVM's warm-up and trains the first model; the later ones are the steady state.
+``--conf`` sets session settings over portrait's own (e.g.
 ``--conf spark.python.sql.dataFrameDebugging.enabled=true`` to measure what portrait turns off, or
 ``--conf 'spark.driver.extraJavaOptions=-XX:+UseG1GC -XX:TieredStopAtLevel=1'`` for JVM flags).
 """
@@ -59,6 +61,19 @@ def main(argv: list[str] | None = None) -> int:
         return send(self, command)
 
     ClientServerConnection.send_command = counted
+    tasks: dict[str, dict] = {}
+
+    def measured(name, task):
+        def run(lake, params):
+            jobs, trips, started = _last_job(lake.spark), round_trips, time.monotonic()
+            try:
+                return task(lake, params)
+            finally:
+                tasks[name] = {"seconds": round(time.monotonic() - started, 1), "py4j_round_trips":
+                               round_trips - trips, "spark_jobs": _last_job(lake.spark) - jobs}
+        return run
+
+    graph.TASKS.update({name: measured(name, task) for name, task in graph.TASKS.items()})
     portrait_spark._LOCAL_SETTINGS.update(settings)  # applied after portrait's own, so they win
 
     root = Path(tempfile.mkdtemp(prefix="portrait-fixed-cost-"))
@@ -74,10 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         ingest.generate(Lakehouse(spark, cfg), end_date=last + dt.timedelta(days=1))
         for k in range(args.runs):
             day = last - dt.timedelta(days=args.runs - 1 - k)
-            round_trips, started = 0, time.monotonic()
+            round_trips, jobs, started = 0, _last_job(spark), time.monotonic()
+            tasks.clear()
             graph.run_daily(Lakehouse(spark, cfg), day)
             runs.append({"date": day.isoformat(), "seconds": round(time.monotonic() - started, 1),
-                         "py4j_round_trips": round_trips})
+                         "py4j_round_trips": round_trips, "spark_jobs": _last_job(spark) - jobs,
+                         "tasks": dict(tasks)})
     finally:
         spark.stop()
         shutil.rmtree(root, ignore_errors=True)  # the shop is regenerated on every run
@@ -85,12 +102,20 @@ def main(argv: list[str] | None = None) -> int:
     result = {"users": args.users, "days": args.days, "settings": settings, "session_start_seconds":
               round(session_seconds, 1), "runs": runs, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "python": platform.python_version(), "command": " ".join(["bench/daily_fixed_cost.py", *sys.argv[1:]])}
-    print("| run | date | seconds | Py4J round trips |\n|---|---|---:|---:|")
+    print("| run | date | seconds | Spark jobs | Py4J round trips | per task: seconds / jobs |")
+    print("|---|---|---:|---:|---:|---|")
     for k, run in enumerate(runs, 1):
-        print(f"| {k} | {run['date']} | {run['seconds']} | {run['py4j_round_trips']:,} |")
+        per_task = ", ".join(f"{name} {t['seconds']} s / {t['spark_jobs']}" for name, t in run["tasks"].items())
+        print(f"| {k} | {run['date']} | {run['seconds']} | {run['spark_jobs']} | {run['py4j_round_trips']:,} "
+              f"| {per_task} |")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _last_job(spark) -> int:
+    """The highest Spark job id so far (ids count up from 0 in a session; -1 before the first job)."""
+    return max(spark.sparkContext.statusTracker().getJobIdsForGroup(None), default=-1)
 
 
 if __name__ == "__main__":

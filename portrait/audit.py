@@ -2,6 +2,9 @@
 
 The row is written once, when the job ends (success or failure), in a single Delta commit. A job killed
 outright leaves no row, which is what a resumed backfill needs: "no successful row" means "do it again".
+A job run inside another (the tasks of ``portrait daily``) has its row written with the enclosing job's, in
+the same commit: one commit per run instead of one per task, and the task rows of a run appear together with
+the run's own row or not at all.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from pyspark.sql import functions as F
@@ -27,6 +31,8 @@ GIT_COMMIT_ENV = "PORTRAIT_GIT_COMMIT"
 _MAX_ERROR_CHARS = 4000
 
 log = logging.getLogger(__name__)
+# The rows of the jobs running inside the outermost recorded job of this thread, written when it ends.
+_pending: ContextVar[list[tuple] | None] = ContextVar("portrait_pending_job_runs", default=None)
 
 
 @dataclass
@@ -75,6 +81,9 @@ def recorded(lake: Lakehouse, job: str, run_date: dt.date, git_commit: str | Non
     """
     run = JobRun(job=job, run_date=run_date, environment=lake.cfg.environment,
                  config_fingerprint=lake.cfg.fingerprint(), git_commit=git_commit or current_git_commit())
+    enclosing = _pending.get()
+    inner = [] if enclosing is None else None
+    token = _pending.set(inner) if inner is not None else None
     try:
         yield run
         run.status = SUCCEEDED
@@ -84,10 +93,19 @@ def recorded(lake: Lakehouse, job: str, run_date: dt.date, git_commit: str | Non
         raise
     finally:
         run.ended_at = dt.datetime.now(dt.timezone.utc)
-        try:
-            lake.append(JOB_RUNS, lake.rows(JOB_RUNS, [run.as_row()]))
-        except Exception:
-            log.exception("could not record job run %s of %s for %s", run.run_id, job, run_date)
+        if enclosing is not None:
+            enclosing.append(run.as_row())  # written with the enclosing job's row
+        else:
+            _pending.reset(token)
+            _write(lake, [*inner, run.as_row()], run)
+
+
+def _write(lake: Lakehouse, rows: list[tuple], run: JobRun) -> None:
+    try:
+        lake.append(JOB_RUNS, lake.rows(JOB_RUNS, rows))
+    except Exception:
+        log.exception("could not record job run %s of %s for %s (and %d run(s) inside it)", run.run_id, run.job,
+                      run.run_date, len(rows) - 1)
 
 
 def succeeded_dates(lake: Lakehouse, job: str, start: dt.date, end: dt.date) -> set[dt.date]:

@@ -40,6 +40,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -359,17 +360,32 @@ def _lock_down(spark: SparkSession, database: str, tables: list[str], views: lis
         jvm_view.org.apache.hadoop.hive.ql.session.SessionState.detachSession()
 
 
-def _wait_listening(host: str, port: int, seconds: float = 60.0) -> None:
-    """Return once the Thrift Server accepts connections (it opens its socket on a thread of its own)."""
+def _wait_listening(host: str, port: int, tls: bool, seconds: float = 60.0) -> None:
+    """Return once the Thrift Server accepts connections (it opens its socket on a thread of its own).
+
+    Over TLS the probe completes a handshake before closing: a connection dropped before it makes the server
+    log a failed handshake at every start, noise that would hide a real client's."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            with socket.create_connection((host, port), timeout=2):
+            with socket.create_connection((host, port), timeout=2) as connection:
+                if tls:
+                    _handshake(connection, host)
                 return
         except OSError:
             if time.monotonic() > deadline:
                 raise ServeError(f"the Thrift Server did not listen on {host}:{port} within {seconds:.0f} s") from None
             time.sleep(0.2)
+
+
+def _handshake(connection: socket.socket, host: str) -> None:
+    # The probe only learns that this process's own server answers, and sends nothing: it needs no trust in
+    # the certificate, which may be self-signed (clients verify it against the CA they are given).
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with context.wrap_socket(connection, server_hostname=host):
+        pass
 
 
 def _forget_keystore_password(spark: SparkSession) -> None:
@@ -398,7 +414,7 @@ def serve_bi(cfg: Config, host: str | None = None, port: int | None = None, all_
         _lock_down(spark, cfg.bi.database, tables, views, sources, where)
         server_class = getattr(spark.sparkContext._jvm, THRIFT_SERVER_CLASS)
         server_class.startWithContext(spark._jsparkSession.sqlContext())
-        _wait_listening(where.host, where.port)
+        _wait_listening(where.host, where.port, where.tls is not None)
         _forget_keystore_password(spark)
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signal_number, lambda *_: stop.set())

@@ -102,7 +102,12 @@ def server(lakehouse, process_shop, tmp_path_factory):
             pytest.fail(f"serve-bi did not start in {SERVER_START_SECONDS} s:\n{log_path.read_text()[-3000:]}")
         assert f"jdbc:hive2://127.0.0.1:{port}/portrait" in ready, log_path.read_text()[-3000:]
         assert f"user {USER}, TLS" in ready
-        yield Server(port, workdir, process.pid, certificate, scratch)
+        server = Server(port, workdir, process.pid, certificate, scratch)
+        # Its readiness probe completed a TLS handshake: a start logs no failed one (checked after a query of
+        # ours, so that anything the probe's connection caused is in the log by then).
+        assert _query(server, "SELECT 1") == [(1,)]
+        assert "handshake" not in log_path.read_text().lower(), log_path.read_text()[-3000:]
+        yield server
     finally:
         process.send_signal(signal.SIGTERM)
         try:

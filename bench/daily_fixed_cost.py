@@ -14,7 +14,7 @@ The first run pays the JVM's warm-up and trains the first model; the later ones 
 ``--conf spark.python.sql.dataFrameDebugging.enabled=true`` to measure what portrait turns off, or
 ``--conf 'spark.driver.extraJavaOptions=-XX:+UseG1GC -XX:TieredStopAtLevel=1'`` for JVM flags).
 ``--call-sites N`` also lists, for the last run, the N portrait call sites that started the most Spark jobs
-(the job counter is read around every call into the JVM, so that run takes longer: its seconds do not compare).
+(the job counter is read around every call into the JVM, so that run's seconds and round trips do not compare).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -96,19 +97,19 @@ class Counter:
 
         self.spark, self.round_trips, self.tasks, self.attributing = None, 0, {}, False
         self.call_sites: collections.Counter[str] = collections.Counter()
-        send, counter = ClientServerConnection.send_command, self
+        send, counter, busy = ClientServerConnection.send_command, self, threading.local()
 
         def counted(connection, command):
             counter.round_trips += 1
-            if not counter.attributing:
+            if not counter.attributing or getattr(busy, "counting", False):
                 return send(connection, command)
-            counter.attributing = False  # the counter's own calls into the JVM are not attributed
+            busy.counting = True  # the counter's own calls into the JVM are not attributed
             try:
                 before = counter.last_job()
                 answer = send(connection, command)
                 started = counter.last_job() - before
             finally:
-                counter.attributing = True
+                busy.counting = False
             if started:
                 counter.call_sites[_call_site()] += started
             return answer

@@ -13,8 +13,10 @@ The first run pays the JVM's warm-up and trains the first model; the later ones 
 ``--conf`` sets session settings over portrait's own (e.g.
 ``--conf spark.python.sql.dataFrameDebugging.enabled=true`` to measure what portrait turns off, or
 ``--conf 'spark.driver.extraJavaOptions=-XX:+UseG1GC -XX:TieredStopAtLevel=1'`` for JVM flags).
-``--call-sites N`` also lists, for the last run, the N portrait call sites that started the most Spark jobs
-(the job counter is read around every call into the JVM, so that run's seconds and round trips do not compare).
+``--call-sites N`` also lists, for the last run, the N portrait call sites that started the most Spark jobs,
+and those whose calls into the JVM took the most time (with their round trips): what is left of the run's
+seconds is Python's own (the job counter is read and the stack walked around every call into the JVM, so that
+run's seconds and round trips do not compare with the others).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class Counter:
 
         self.spark, self.round_trips, self.tasks, self.attributing = None, 0, {}, False
         self.call_sites: collections.Counter[str] = collections.Counter()
+        self.site_trips: collections.Counter[str] = collections.Counter()
+        self.site_seconds: collections.Counter[str] = collections.Counter()
         send, counter, busy = ClientServerConnection.send_command, self, threading.local()
 
         def counted(connection, command):
@@ -105,13 +109,16 @@ class Counter:
                 return send(connection, command)
             busy.counting = True  # the counter's own calls into the JVM are not attributed
             try:
-                before = counter.last_job()
+                before, clock = counter.last_job(), time.perf_counter()
                 answer = send(connection, command)
-                started = counter.last_job() - before
+                seconds, started = time.perf_counter() - clock, counter.last_job() - before
             finally:
                 busy.counting = False
+            site = _call_site()
+            counter.site_trips[site] += 1
+            counter.site_seconds[site] += seconds
             if started:
-                counter.call_sites[_call_site()] += started
+                counter.call_sites[site] += started
             return answer
 
         ClientServerConnection.send_command = counted
@@ -138,6 +145,9 @@ class Counter:
                   "spark_jobs": self.last_job() - jobs, "tasks": dict(self.tasks)}
         if self.attributing:
             result["jobs_by_call_site"] = dict(self.call_sites.most_common())
+            result["jvm_seconds_by_call_site"] = {site: round(seconds, 2)
+                                                  for site, seconds in self.site_seconds.most_common()}
+            result["round_trips_by_call_site"] = dict(self.site_trips.most_common())
             self.attributing = False
         return result
 
@@ -161,6 +171,12 @@ def _print(result: dict, call_sites: int) -> None:
         print("\n| Spark jobs, last run | started by (innermost portrait frames first) |\n|---:|---|")
         for site, jobs in list(sites.items())[:call_sites]:
             print(f"| {jobs} | `{site}` |")
+        last = result["runs"][-1]
+        seconds, trips = last["jvm_seconds_by_call_site"], last["round_trips_by_call_site"]
+        print(f"\n{sum(seconds.values()):.1f} s of the last run waited on {sum(trips.values()):,} calls into the JVM"
+              "\n\n| seconds in JVM calls | round trips | made by (innermost portrait frames first) |\n|---:|---:|---|")
+        for site, spent in list(seconds.items())[:call_sites]:
+            print(f"| {spent} | {trips[site]:,} | `{site}` |")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from delta.tables import DeltaTable
+from py4j.protocol import Py4JError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -277,7 +278,23 @@ def table_version(spark: SparkSession, cfg: Config, contract: TableContract) -> 
     ref = table_ref(cfg, contract)
     if not table_exists(spark, ref):
         return None
-    return int(delta_table(spark, ref).history(1).select("version").first()[0])
+    version = _logged_version(spark, ref.path) if ref.path is not None else None
+    if version is None:
+        version = int(delta_table(spark, ref).history(1).select("version").first()[0])
+    return version
+
+
+def _logged_version(spark: SparkSession, path: str) -> int | None:
+    """The newest version in the table's transaction log, read without a Spark job (``history(1)`` starts one
+    per call, and a daily run asks for versions dozens of times). It goes through open-source Delta's
+    ``DeltaLog``, which Databricks' runtime does not ship under that name: there, None (use ``history``)."""
+    jvm = spark.sparkContext._jvm
+    try:
+        log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+        empty = jvm.scala.Option.empty()
+        return int(log.update(False, empty, empty).version())
+    except (Py4JError, TypeError):
+        return None
 
 
 def merge_new_rows(spark: SparkSession, cfg: Config, contract: TableContract, frame: DataFrame,

@@ -21,7 +21,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from portrait import erasure_io, io
@@ -129,10 +129,21 @@ class Lakehouse:
         yield guard.filter(frame)
         guard.recheck()
 
-    def replace_day(self, contract: TableContract, frame: DataFrame, day: dt.date) -> None:
-        """Atomically replace the rows of date ``day``; other dates stay (rows of another date are refused)."""
-        with self._honouring_erasures(contract, frame) as frame:
-            io.replace_partition(self.spark, self.cfg, contract, frame, day)
+    def replace_day(self, contract: TableContract, frame: DataFrame, day: dt.date) -> int:
+        """Atomically replace the rows of date ``day``; other dates stay (rows of another date are refused).
+        Returns the rows the date holds now.
+
+        The rows are counted while they are written (an observed metric), not by reading the date back: that
+        read was a query of its own after every write. Only when persons erased during the write had their
+        rows deleted after its commit is the date counted again.
+        """
+        written = Observation()
+        guard = erasure_io.TombstoneGuard(self.spark, self.cfg, contract) if erasure_io.guarded(contract) else None
+        rows = (frame if guard is None else guard.filter(frame)).observe(written, F.count(F.lit(1)).alias("rows"))
+        io.replace_partition(self.spark, self.cfg, contract, rows, day)
+        if guard is not None and guard.recheck():
+            return self.day_rows(contract, day)
+        return int(written.get["rows"])
 
     def replace_range(self, contract: TableContract, frame: DataFrame, start: dt.date, end: dt.date) -> None:
         """Atomically replace the rows of ``[start, end]`` in one commit; other dates stay."""

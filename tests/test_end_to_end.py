@@ -81,7 +81,8 @@ def test_daily_run_writes_one_portrait_row_per_user_and_date(spark, default_run)
     # The generator plants a purchase signal the configured model must find at this scale.
     assert summary.metrics["auc_roc"] >= 0.70, summary.metrics
     portrait = spark.read.format("delta").load(io.table_ref(cfg, USER_PORTRAIT).path)
-    assert portrait.count() == summary.table_rows["user_portrait"] > 0
+    assert portrait.count() == summary.portrait_rows > 0
+    assert summary.table_versions["user_portrait"] == io.table_version(spark, cfg, USER_PORTRAIT)
     assert portrait.groupBy("user_id", "dt").count().where("count > 1").count() == 0
     assert {r["dt"] for r in portrait.select("dt").distinct().collect()} == {RUN_DATE}
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))

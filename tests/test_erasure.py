@@ -463,7 +463,7 @@ def test_tombstones_keep_erased_persons_out_of_later_writes_and_of_a_write_racin
     cfg = make_config(tmp_path)
     lake = Lakehouse(spark, cfg)
     rows = contract_rows(spark, USER_FEATURES, ["u1", "u2", "u3"], RUN_DATE, dt=RUN_DATE)
-    lake.replace_day(USER_FEATURES, rows, RUN_DATE)
+    assert lake.replace_day(USER_FEATURES, rows, RUN_DATE) == 3  # the rows the date holds, counted as written
     racing = erasure_io.TombstoneGuard(spark, cfg, USER_FEATURES)  # a run that read before the erasure
     assert racing.version is None
 
@@ -473,7 +473,7 @@ def test_tombstones_keep_erased_persons_out_of_later_writes_and_of_a_write_racin
     def users() -> list[str]:
         return sorted(r["user_id"] for r in io.read_table(spark, cfg, USER_FEATURES).collect())
 
-    lake.replace_day(USER_FEATURES, rows, RUN_DATE)  # a later run: its write drops u2
+    assert lake.replace_day(USER_FEATURES, rows, RUN_DATE) == 2  # a later run: its write drops u2
     assert users() == ["u1", "u3"]
     io.replace_partition(spark, cfg, USER_FEATURES, racing.filter(rows), RUN_DATE)  # commits after the delete
     assert users() == ["u1", "u2", "u3"]
@@ -485,3 +485,16 @@ def test_tombstones_keep_erased_persons_out_of_later_writes_and_of_a_write_racin
     tombstones = io.read_table(spark, cfg, ERASURE_TOMBSTONES).collect()
     assert [(t["tombstone_key"], t["request_id"]) for t in tombstones] == [
         (sorted(_hmac_keys(["u2"]))[0], report.request_id)]
+
+    # An erasure of u3 committing while a write through the lakehouse is under way: the rows the write
+    # reports are those left after its recheck deleted u3's row again, not the rows it wrote.
+    real_replace, erased = io.replace_partition, []
+
+    def erasing_first(*args):
+        if not erased:
+            erased.append(forget.run(lake, ["u3"], vacuum=False))
+        real_replace(*args)
+
+    monkeypatch.setattr(io, "replace_partition", erasing_first)
+    assert lake.replace_day(USER_FEATURES, rows, RUN_DATE) == 1
+    assert users() == ["u1"] and erased[0].rows_deleted[USER_FEATURES.name] == 1

@@ -60,7 +60,7 @@ def test_daily_runs_end_to_end_on_files_of_every_format(spark, tmp_path, generat
     summary = graph.run_daily(Lakehouse(spark, cfg), RUN_DATE, generate_if_missing=False)
     assert not summary.generated
     portrait = io.read_table(spark, cfg, USER_PORTRAIT).where(F.col("dt") == F.lit(RUN_DATE))
-    assert portrait.count() == summary.table_rows["user_portrait"] > 0
+    assert portrait.count() == summary.portrait_rows > 0
     assert portrait.groupBy("user_id").count().where("count > 1").count() == 0
     by_format = {r["fmt"]: r for r in portrait.groupBy(F.split("user_id", "-")[0].alias("fmt")).agg(
         F.count(F.lit(1)).alias("persons"), F.count("purchase_propensity").alias("scored"),

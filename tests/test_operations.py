@@ -113,12 +113,15 @@ def test_rerunning_a_date_leaves_identical_content(spark, backfilled):
     cfg = backfilled.cfg
     latest = F.col("dt") == F.lit(DAYS[-1]).cast("date")
     table_rows_before = io.read_table(spark, cfg, USER_PORTRAIT).count()
+    version_before = io.table_version(spark, cfg, USER_PORTRAIT)
     before = io.read_table(spark, cfg, USER_PORTRAIT).where(latest).drop("model_run_id", "model_version")
     before_rows = before.collect()
     rerun = graph.run_daily(Lakehouse(spark, cfg), DAYS[-1], generate_if_missing=False)
     after = io.read_table(spark, cfg, USER_PORTRAIT).where(latest).drop("model_run_id", "model_version")
-    # table_rows counts the whole table: a re-run replaces its date's partition, it adds none.
-    assert rerun.table_rows["user_portrait"] == table_rows_before > len(before_rows) > 0
+    # A re-run replaces its date's partition in one commit, it adds none.
+    assert io.read_table(spark, cfg, USER_PORTRAIT).count() == table_rows_before > len(before_rows) > 0
+    assert rerun.portrait_rows == len(before_rows)
+    assert rerun.table_versions["user_portrait"] == version_before + 1
     assertDataFrameEqual(after, spark.createDataFrame(before_rows, before.schema), rtol=0.0, atol=0.0)
 
 

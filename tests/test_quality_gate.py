@@ -156,8 +156,9 @@ def test_a_failed_gate_leaves_the_previous_and_the_same_date_partition_untouched
 def test_with_enforce_off_a_failure_is_recorded_and_the_date_still_published(spark, tmp_path):
     cfg = make_config(tmp_path, PUBLISH__ENFORCE="false", PUBLISH__MIN_TAG_COVERAGE="1.0")
     rows = make_portrait_rows(spark, D1, [{"user_id": "a", "tags": ["t"]}, {"user_id": "b", "tags": []}])
-    checks = publish.publish_portrait(Lakehouse(spark, cfg), D1, rows)
-    assert [c for c in checks if not c.passed] == [CheckResult("tag_coverage", "tags", 0.5, 1.0, False)]
+    published = publish.publish_portrait(Lakehouse(spark, cfg), D1, rows)
+    assert published.rows == 2
+    assert [c for c in published.checks if not c.passed] == [CheckResult("tag_coverage", "tags", 0.5, 1.0, False)]
     assertDataFrameEqual(_stored(spark, cfg), rows)
 
 

@@ -71,9 +71,8 @@ def write_tables(lake: Lakehouse, day: dt.date) -> dict[str, int]:
     segments = today.transform(with_feature_values(lake.read_days(USER_FEATURES, feature_days))).transform(
         segment_daily(lake.cfg.privacy.min_group_size, lake.cfg.privacy.noise_epsilon,
                       _segment_noise_seed(lake.cfg, day)))
-    lake.replace_day(SEGMENT_DAILY, segments, day)
-    return {PORTRAIT_LATEST.name: lake.read(PORTRAIT_LATEST).count(),
-            SEGMENT_DAILY.name: lake.day_rows(SEGMENT_DAILY, day)}
+    segment_rows = lake.replace_day(SEGMENT_DAILY, segments, day)
+    return {PORTRAIT_LATEST.name: lake.read(PORTRAIT_LATEST).count(), SEGMENT_DAILY.name: segment_rows}
 
 
 def export_audience(lake: Lakehouse, day: dt.date, tags: list[str], min_score: float, output: str,

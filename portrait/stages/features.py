@@ -22,8 +22,7 @@ def compute(lake: Lakehouse, day: dt.date, rollups_ready: bool = False) -> int:
     if not rollups_ready:
         rollups.ensure(lake, [day])
     features = lake.read(USER_DAILY_ACTIVITY).transform(features_from_rollups(day, lake.cfg.features))
-    lake.replace_day(USER_FEATURES, features, day)
-    return lake.day_rows(USER_FEATURES, day)
+    return lake.replace_day(USER_FEATURES, features, day)
 
 
 def ensure(lake: Lakehouse, days: list[dt.date], refresh: bool = True) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame
 
@@ -30,13 +31,18 @@ def previous_portrait_date(lake: Lakehouse, day: dt.date) -> dt.date | None:
     return lake.latest_date_before(USER_PORTRAIT, day)
 
 
-def publish_portrait(lake: Lakehouse, day: dt.date, portrait_rows: DataFrame) -> list:
+class Published(NamedTuple):
+    rows: int        # the portrait rows of the date
+    checks: list     # the quality gate's results (portrait.publish.quality.CheckResult)
+
+
+def publish_portrait(lake: Lakehouse, day: dt.date, portrait_rows: DataFrame) -> Published:
     """Publish a date's portrait: quality gate, then the atomic partition write, then the tag changes.
 
     The checks of :func:`portrait.publish.quality.gate_checks` (against the latest earlier portrait date)
     are written to ``publish_checks`` first. If one fails and ``publish.enforce`` is on,
     :class:`~portrait.publish.quality.QualityGateFailed` is raised and ``user_portrait`` is not touched: the
-    previous dates and an earlier version of this date stay as they were. Returns the check results.
+    previous dates and an earlier version of this date stay as they were. Returns the rows and the checks.
     """
     previous_day = previous_portrait_date(lake, day)
     previous = None if previous_day is None else lake.read_day(USER_PORTRAIT, previous_day)
@@ -50,9 +56,9 @@ def publish_portrait(lake: Lakehouse, day: dt.date, portrait_rows: DataFrame) ->
                     "; ".join(check.describe() for check in failed))
         if lake.cfg.publish.enforce:
             raise quality.QualityGateFailed(day, failed)
-    lake.replace_day(USER_PORTRAIT, portrait_rows, day)
+    rows = lake.replace_day(USER_PORTRAIT, portrait_rows, day)
     write_changes(lake, day)
-    return checks
+    return Published(rows, checks)
 
 
 def write_changes(lake: Lakehouse, day: dt.date) -> int:
@@ -66,5 +72,4 @@ def write_changes(lake: Lakehouse, day: dt.date) -> int:
     else:
         changes = lake.read_day(USER_PORTRAIT, day).transform(
             tag_changes(lake.read_day(USER_PORTRAIT, previous_day), previous_day, day))
-    lake.replace_day(PORTRAIT_CHANGES, changes, day)
-    return lake.day_rows(PORTRAIT_CHANGES, day)
+    return lake.replace_day(PORTRAIT_CHANGES, changes, day)

@@ -149,10 +149,9 @@ def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer, churn: Scorer 
     rows, scored = portrait_frame(lake.cfg, day, lake.read_day(USER_FEATURES, day), scorer, churn,
                                   input_frame(lake, USERS, versions), versions)
     try:
-        publish_portrait(lake, day, rows)  # quality gate, atomic write, tag changes
+        return publish_portrait(lake, day, rows).rows  # quality gate, atomic write, tag changes
     finally:
         scored.unpersist()
-    return lake.day_rows(USER_PORTRAIT, day)
 
 
 def _scorers(lake: Lakehouse, day: dt.date, model_uri: str | None) -> tuple[Scorer, Scorer | None, dict]:

@@ -22,6 +22,13 @@ def test_the_local_session_records_no_python_call_site_per_column_function(spark
     assert is_debugging_enabled() is False
 
 
+def test_a_session_in_the_shops_time_zone_keeps_no_file_list_in_delta_checksums(spark):
+    """Outside UTC Delta rebuilds a table's whole state after every commit to verify the file list it keeps in
+    the commit's checksum; portrait's sessions (the test session too) keep no list, so there is none to verify."""
+    assert spark.conf.get("spark.sql.session.timeZone") not in ("UTC", "Etc/UTC")  # the case that rebuilt
+    assert spark.conf.get("spark.databricks.delta.allFilesInCrc.enabled") == "false"
+
+
 def test_the_local_session_keeps_a_days_compiled_query_code(spark):
     # Static: read when the first query compiles; Spark's default of 100 classes is less than one daily run makes.
     assert int(spark.conf.get(CODE_CACHE)) >= 2000

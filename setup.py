@@ -34,7 +34,8 @@ EXTRAS_REQUIRE = {
         "deltalake>=0.25",  # delta-rs: proves the tables are readable without Spark
     ],
     # bench/scale.py: DuckDB is the single-node reference users compare with; psutil reads the JVM's memory.
-    "bench": ["duckdb>=1.1", "psutil>=5.9", "scikit-learn>=1.4", "deltalake>=0.25"],
+    # bench/segmenter.py: rjieba, the Rust port of jieba, measured against the segmenter portrait uses.
+    "bench": ["duckdb>=1.1", "psutil>=5.9", "scikit-learn>=1.4", "deltalake>=0.25", "rjieba>=0.2"],
 }
 
 setup(

@@ -18,6 +18,8 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -28,6 +30,8 @@ from portrait import erasure_io, io
 from portrait.config import Config
 from portrait.schemas import TableContract
 from portrait.schemas.partitions import between_days, date_literal, on_day
+
+log = logging.getLogger(__name__)
 
 
 class Lakehouse:
@@ -133,17 +137,20 @@ class Lakehouse:
         """Atomically replace the rows of date ``day``; other dates stay (rows of another date are refused).
         Returns the rows the date holds now.
 
-        The rows are counted while they are written (an observed metric), not by reading the date back: that
-        read was a query of its own after every write. Only when persons erased during the write had their
-        rows deleted after its commit is the date counted again.
+        The rows are counted while they are written (an observed metric) rather than read back, a query of its
+        own after every write. The date is counted again only when the write was not the table's one commit
+        meanwhile (a conflict retried, rows of persons erased during the write deleted after it) or when the
+        metric does not arrive.
         """
         written = Observation()
-        guard = erasure_io.TombstoneGuard(self.spark, self.cfg, contract) if erasure_io.guarded(contract) else None
-        rows = (frame if guard is None else guard.filter(frame)).observe(written, F.count(F.lit(1)).alias("rows"))
-        io.replace_partition(self.spark, self.cfg, contract, rows, day)
-        if guard is not None and guard.recheck():
-            return self.day_rows(contract, day)
-        return int(written.get["rows"])
+        before = self.version(contract)
+        with self._honouring_erasures(contract, frame) as rows:
+            io.replace_partition(self.spark, self.cfg, contract,
+                                 rows.observe(written, F.count(F.lit(1)).alias("rows")), day)
+        # A new table's first commit creates it with its contract; the write is the next.
+        alone = self.version(contract) == (1 if before is None else before + 1)
+        counted = _observed_rows(written) if alone else None
+        return self.day_rows(contract, day) if counted is None else counted
 
     def replace_range(self, contract: TableContract, frame: DataFrame, start: dt.date, end: dt.date) -> None:
         """Atomically replace the rows of ``[start, end]`` in one commit; other dates stay."""
@@ -197,3 +204,26 @@ class Lakehouse:
     def purge(self, contract: TableContract, retention_hours: int) -> bool:
         """Remove from files and log what deletes older than ``retention_hours`` left; False: no table."""
         return erasure_io.purge_table(self.spark, self.cfg, contract, retention_hours)
+
+
+_METRIC_WAIT_SECONDS = 10.0
+_metrics_missing = False  # set once a write's metric did not arrive: the session's writes are counted after
+
+
+def _observed_rows(observation: Observation) -> int | None:
+    """The rows an observed write counted, or None when the metric does not arrive. Spark sets it when the
+    write's query finishes, before the write returns; a write path that drops observed metrics would leave
+    ``Observation.get`` waiting for ever, so it is waited for in a thread, and once only."""
+    global _metrics_missing
+    if _metrics_missing:
+        return None
+    found: list[int] = []
+    waiting = threading.Thread(target=lambda: found.append(int(observation.get["rows"])), daemon=True)
+    waiting.start()
+    waiting.join(_METRIC_WAIT_SECONDS)
+    if not found:
+        _metrics_missing = True
+        log.warning("a Delta write reported no observed row count within %.0f s; this session's writes are "
+                    "counted by reading their dates back", _METRIC_WAIT_SECONDS)
+        return None
+    return found[0]

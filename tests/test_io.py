@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from delta.tables import DeltaTable
@@ -100,10 +101,29 @@ def test_the_version_read_from_the_log_is_the_history_s_and_a_write_by_another_w
     for value in (2, 3):
         _rows(spark, [("a", value, D2)]).write.format("delta").mode("append").save(path)
     history = DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
-    assert io.table_version(spark, cfg, SMALL) == history == 3
+    assert io.table_version(spark, cfg, SMALL) == io._logged_version(spark, path) == history == 3
     # Where open-source Delta's log class is not there (Databricks' runtime), the history answers.
     monkeypatch.setattr(io, "_logged_version", lambda spark, path: None)
     assert io.table_version(spark, cfg, SMALL) == 3
+
+
+def test_a_date_is_counted_as_written_and_counted_again_when_the_metric_never_arrives(spark, cfg, monkeypatch):
+    from pyspark.sql import Observation
+
+    from portrait import lakehouse
+
+    lake = lakehouse.Lakehouse(spark, cfg)
+    monkeypatch.setattr(lake, "day_rows", lambda *args: pytest.fail("the date was read back to be counted"))
+    assert lake.replace_day(SMALL, _rows(spark, [("a", 1, D1), ("b", 2, D1)]), D1) == 2
+    assert lake.replace_day(SMALL, _rows(spark, [("c", 3, D2)]), D2) == 1  # the date's rows, not the table's
+    monkeypatch.delattr(lake, "day_rows")
+    # A write path that drops observed metrics: the wait gives up, and the session counts dates from then on.
+    monkeypatch.setattr(lakehouse, "_METRIC_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(lakehouse, "_metrics_missing", False)
+    monkeypatch.setattr(Observation, "get", property(lambda self: threading.Event().wait()))
+    assert lake.replace_day(SMALL, _rows(spark, [("a", 1, D1), ("b", 2, D1), ("d", 4, D1)]), D1) == 3
+    assert lakehouse._metrics_missing
+    assert lake.replace_day(SMALL, _rows(spark, [("e", 5, D2)]), D2) == 1
 
 
 CHECKED = TableContract(

@@ -46,7 +46,7 @@ _SQL_SETTINGS = {
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
     # Sessions run in the shop's time zone. Outside UTC, Delta verifies the file list it keeps in each commit's
-    # checksum (allFilesInCrc) by rebuilding the table's whole state after every commit: two extra Spark jobs
+    # checksum (allFilesInCrc) by rebuilding the table's whole state after every commit: extra Spark jobs
     # per write, whose cost grows with the table's files. Without the list in the checksum there is nothing to
     # verify; reads rebuild state from the log as they always could.
     "spark.databricks.delta.allFilesInCrc.enabled": "false",

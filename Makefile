@@ -11,7 +11,7 @@ DATE   ?=
 PYTEST_ARGS ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run serve-bi test lint bench clean-state check-java
+.PHONY: setup run serve-bi test test-all lint bench clean-state check-java
 
 setup: $(STAMP)
 	@$(BIN)/python -m portrait.spark fetch-jars
@@ -25,7 +25,8 @@ check-java:
 $(STAMP): setup.py | check-java
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[spark,dev]"
+	@# --no-compile: byte-compiling every package pip installs takes longer than compiling what imports use
+	$(BIN)/pip install --quiet --no-compile -e ".[spark,dev]"
 	@touch $@
 
 # The main job end to end on the embedded default: local Spark, a Delta directory in .portrait/lakehouse,
@@ -51,9 +52,16 @@ SERVE_BI_ARGS ?=
 serve-bi: setup
 	$(BIN)/portrait serve-bi --conf conf/local.yml $(SERVE_BI_ARGS)
 
+# CI's command: the quick tests and the mission tier (pytest.ini). The other slow tests (the bundle's tasks as
+# processes, a standalone cluster, an MLflow server, erasure races, faults injected into whole jobs, every ingest
+# format end to end) run with `make test-all`.
+TEST_TIER ?= -m "not slow or mission"
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(TEST_TIER) $(PYTEST_ARGS)
+
+test-all: setup
+	$(MAKE) test TEST_TIER=
 
 lint: setup
 	$(BIN)/ruff check .

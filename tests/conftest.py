@@ -93,6 +93,15 @@ def run_process(command: list[str], environ: dict[str, str], timeout: int = 600)
 
 
 @pytest.fixture(scope="session")
+def daily_shop(spark, tmp_path_factory):
+    """``make run``'s daily run on a generated shop, once per session (tests/shops.py): the end-to-end,
+    leakage and re-run tests read it, and a test that writes works on a copy."""
+    from tests import shops
+
+    return shops.build_daily(spark, tmp_path_factory.mktemp("daily_shop") / "shop")
+
+
+@pytest.fixture(scope="session")
 def process_shop(spark, tmp_path_factory):
     """The bundle's daily and weekly jobs run as processes on one generated shop (tests/shops.py), once per
     session: every test about job processes reads it instead of running whole jobs of its own."""

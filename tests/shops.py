@@ -1,4 +1,11 @@
-"""The process shop: one generated shop that the bundle's jobs run on as the platform runs them.
+"""The generated shops tests share: the daily shop (``make run`` in the test process) and the process shop.
+
+The daily shop is one run of ``portrait daily`` as ``make run`` runs it, built once per test session
+(``daily_shop`` in tests/conftest.py): the end-to-end tests read it, the leakage tests train on its snapshots
+and plant rows into a copy of it, the re-run test runs its date again on a copy, and the BI endpoint serves it
+(tests/test_serve_bi.py).
+
+The process shop is one generated shop that the bundle's jobs run on as the platform runs them.
 
 Each task of the bundle's daily job and then of its weekly job (``resources/*.yml``) runs as a process of its
 own with the task's own parameters, in dependency order, on a fresh lakehouse and MLflow registry; the day's
@@ -8,8 +15,9 @@ script, so one shop proves both ways of starting a job.
 
 Built once per test session (``process_shop`` in tests/conftest.py) and read by every test about job
 processes: the job graph against ``portrait daily`` (tests/test_job_graph.py), spark-submit
-(tests/test_spark_submit.py), the standalone cluster (tests/test_standalone_cluster.py) and the BI endpoint
-(tests/test_serve_bi.py). Tests only read it; a test that writes copies what it needs.
+(tests/test_spark_submit.py), the standalone cluster (tests/test_standalone_cluster.py), the promises of the
+commands (tests/test_promises.py) and key exposure (tests/test_exposure.py). Tests only read it; a test that
+writes copies what it needs.
 """
 
 from __future__ import annotations
@@ -23,11 +31,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow.compute as pc
+import pytest
 
+from portrait import graph
 from portrait.config import Config
 from portrait.generate import generate_tables
 from portrait.lakehouse import Lakehouse
 from portrait.schemas import CLICKSTREAM, INPUT_TABLES, ORDERS
+from portrait.stages import train
 from tests.conftest import (
     FAST_MODEL,
     INTERPRETED_SPARK_OPTIONS,
@@ -46,6 +57,50 @@ SHOP: dict[str, str] = {**FAST_MODEL, "INGEST__GENERIC__FILE_FORMAT": "parquet"}
 USERS, DAYS, SEED = 150, 30, 23
 BIN = Path(sys.executable).parent
 SUBMITTED_TASK = "score"
+# The daily shop: the local configuration's generator scale and model, with the churn target as well.
+DAILY_SHOP: dict[str, str] = {"MODEL__TARGETS": "[purchase, churn]"}
+
+
+class DailyShop(NamedTuple):
+    root: Path              # lakehouse/, mlflow.db, mlartifacts/
+    cfg: Config
+    summary: graph.RunSummary
+    trained: dict           # target → the run's training result, its model still in memory
+
+    def copy(self, root: Path) -> Config:
+        """The lakehouse and MLflow store copied to ``root`` (model versions keep reading the artifacts
+        here); returns the configuration that points at the copy."""
+        shutil.copytree(self.root, root)
+        return make_config(root, **DAILY_SHOP)
+
+
+def build_daily(spark, root: Path) -> DailyShop:
+    """``portrait daily`` for RUN_DATE on an empty lakehouse under ``root``: it generates the configured shop,
+    trains both targets and publishes. The run's own training results are kept, so the MLflow round trip
+    compares the model the run trained with the one it logged without training a third.
+
+    At this scale compiling query code pays for itself, unlike the tiny frames of other tests: the run
+    compiles as production does, and the session's interpreting settings are restored after it."""
+    cfg = make_config(root, **DAILY_SHOP)
+    trained = {}
+    real_train = train.train
+
+    def recording_train(lake, day, target=train.PURCHASE_TARGET):
+        trained[target] = result = real_train(lake, day, target)
+        return result
+
+    interpreted = json.loads(INTERPRETED_SPARK_OPTIONS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "train", recording_train)
+        for key in interpreted:
+            spark.conf.unset(key)
+        try:
+            summary = graph.run_daily(Lakehouse(spark, cfg), RUN_DATE)
+        finally:
+            for key, value in interpreted.items():
+                spark.conf.set(key, value)
+    assert set(trained) == {"purchase", "churn"}
+    return DailyShop(root, cfg, summary, trained)
 
 
 class ProcessShop(NamedTuple):

@@ -1,9 +1,6 @@
-"""The daily job end to end on generated data: portrait written, model round-trips (re-runs: test_operations)."""
+"""The daily job end to end on generated data: portrait written, model round-trips, a re-run changes nothing."""
 
 from __future__ import annotations
-
-import datetime as dt
-import json
 
 import mlflow
 import pytest
@@ -21,54 +18,23 @@ from portrait.schemas import (
     ITEMS,
     MONITORING,
     ORDERS,
+    PORTRAIT_LATEST,
     REVIEWS,
+    SEGMENT_DAILY,
     USER_FEATURES,
     USER_PORTRAIT,
     USERS,
 )
 from portrait.stages import train
-from tests.conftest import INTERPRETED_SPARK_OPTIONS, make_config
+from tests.shops import RUN_DATE
 
-pytestmark = pytest.mark.slow
-
-RUN_DATE = dt.date(2026, 11, 20)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_queries(spark):
-    """This module's runs are ``make run``'s size (4,000 users, 60 days), where compiling query code pays
-    for itself, unlike the tiny frames of other tests: the same first run in a fresh session took 283 s
-    compiled against 312 s interpreted (one run each). Restored to the test session's setting after."""
-    interpreted = json.loads(INTERPRETED_SPARK_OPTIONS)
-    for key in interpreted:
-        spark.conf.unset(key)  # Spark's defaults: compiled, as production runs
-    yield
-    for key, value in interpreted.items():
-        spark.conf.set(key, value)
+pytestmark = [pytest.mark.slow, pytest.mark.mission]
 
 
 @pytest.fixture(scope="module")
-def default_run(spark, tmp_path_factory):
-    """One daily run of what ``make run`` runs: the configured generator scale, model and both targets (the
-    test environment moves the lakehouse and MLflow store to a temporary folder and uses two shuffle
-    partitions). Later tests inspect and re-run it.
-
-    The run's own training results (in-memory models, by target) are kept, so the MLflow round trip below
-    compares the model the daily run trained with the one it logged, without training a third model.
-    """
-    cfg = make_config(tmp_path_factory.mktemp("e2e"), MODEL__TARGETS="[purchase, churn]")
-    trained = {}
-
-    def recording_train(lake, day, target=train.PURCHASE_TARGET):
-        trained[target] = result = real_train(lake, day, target)
-        return result
-
-    real_train = train.train
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train, "train", recording_train)
-        summary = graph.run_daily(Lakehouse(spark, cfg), RUN_DATE)
-    assert set(trained) == {"purchase", "churn"}
-    return cfg, summary, trained
+def default_run(daily_shop):
+    """The session's daily shop (tests/shops.py): ``make run``'s run, both targets."""
+    return daily_shop.cfg, daily_shop.summary, daily_shop.trained
 
 
 def _portrait(spark, cfg, day):
@@ -164,6 +130,27 @@ def test_model_loaded_from_mlflow_scores_exactly_like_the_in_memory_model(spark,
     from_mlflow = features.transform(score(loaded)).select("user_id", SCORE)
     assertDataFrameEqual(from_mlflow, in_memory, rtol=0.0, atol=0.0)
     assert tracking.run_id_of(trained.model_uri) == trained.run_id
+
+
+def test_rerunning_the_date_leaves_identical_content(spark, daily_shop, tmp_path):
+    """A re-run of the date (a retried job) on a copy of the shop: every published table's rows for the date
+    are the same, each written in one commit, and the champions are reused rather than retrained."""
+    cfg = daily_shop.copy(tmp_path / "shop")
+    published = (USER_FEATURES, USER_PORTRAIT, PORTRAIT_LATEST, SEGMENT_DAILY)
+    on_date = {c.name: F.col("dt") == F.lit(RUN_DATE).cast("date") for c in published if c is not PORTRAIT_LATEST}
+
+    def rows(contract):
+        frame = io.read_table(spark, cfg, contract)
+        return frame.where(on_date[contract.name]) if contract.name in on_date else frame
+
+    before = {c.name: rows(c).localCheckpoint(eager=True) for c in published}
+    versions = {c.name: io.table_version(spark, cfg, c) for c in published}
+    rerun = graph.run_daily(Lakehouse(spark, cfg), RUN_DATE, generate_if_missing=False)
+    assert not rerun.generated and rerun.mlflow_run_id == daily_shop.summary.mlflow_run_id
+    assert rerun.portrait_rows == daily_shop.summary.portrait_rows > 0
+    for contract in published:
+        assertDataFrameEqual(rows(contract), before[contract.name], rtol=0.0, atol=0.0)
+        assert io.table_version(spark, cfg, contract) == versions[contract.name] + 1, contract.name
 
 
 def test_missing_input_table_without_generation_is_a_clear_error(spark, cfg):

@@ -6,15 +6,15 @@
     the test sample (under the null the AUC's standard error is sqrt((n1 + n0 + 1) / (12 n1 n0)), Hanley &
     McNeil; the test asserts 0.05 is at least three of them), and the noise-fitted model itself: its score is
     a random direction in feature space, and the numeric features are few and all correlated with activity,
-    which predicts purchases, so one shuffle can land 0.06 from 0.5 by chance (measured: 0.4377 with one
-    training snapshot). The test therefore averages the AUC over four seeded shuffles, which halves that
-    part of the spread. Measured here: 0.507, 0.495, 0.440, 0.503 (mean 0.486; spread between shuffles
-    0.031, so about 0.016 for the mean, and a test-sample SE of 0.016): the bound is about two combined
-    standard errors, not three; it is deterministic for the fixed seeds. The same data and pipeline with
-    the real labels score 0.749, far outside the bound, so the check can fail.
-(b) Events and paid orders planted *after* the newest snapshot date (inside its label window and far in
-    the future) leave every feature row of every snapshot identical once the features are recomputed,
-    while the planted orders do flip exactly the planted users' labels (the planted data is read).
+    which predicts purchases, so one shuffle can land about 0.06 from 0.5 by chance. The test therefore
+    averages the AUC over four seeded shuffles, which halves that part of the spread; the bound is then about
+    two to three combined standard errors, and deterministic for the fixed seeds. The real labels, through the
+    same pipeline on the same rows, must score outside the bound, so the check can fail. The rows are the
+    daily shop's (tests/shops.py): the snapshots its run trained on, already stored.
+(b) Events and paid orders planted *after* the newest snapshot date (inside its label window, and on the run
+    date) into a copy of the daily shop leave every feature row of every snapshot identical once the features
+    are recomputed, while the planted orders do flip exactly the planted users' labels (the planted data is
+    read).
 """
 
 from __future__ import annotations
@@ -36,10 +36,9 @@ from portrait.model.scoring import score
 from portrait.model.training import LABEL, snapshot_dates
 from portrait.schemas import CLICKSTREAM, ORDERS, USER_FEATURES
 from portrait.stages import features as feature_stage
-from portrait.stages import ingest
 from portrait.stages import train as train_stage
+from tests.shops import RUN_DATE
 
-RUN_DATE = dt.date(2026, 11, 20)
 SHUFFLE_SEEDS = (20261120, 1, 2, 3)
 BOUND = 0.05
 
@@ -59,10 +58,10 @@ def _null_auc_standard_error(positives: int, negatives: int) -> float:
 
 
 @pytest.mark.slow
-def test_shuffled_labels_give_chance_auc_on_the_test_snapshot(spark, cfg):
-    # 2,500 users: about 2,300 test rows at a 16-18% base rate, so 3 standard errors stay within the bound.
-    # 30 days of data keep the run short; leakage does not need more.
-    ingest.generate(Lakehouse(spark, cfg), RUN_DATE, users=2500, days=30)
+@pytest.mark.mission
+def test_shuffled_labels_give_chance_auc_on_the_test_snapshot(spark, daily_shop):
+    # The daily shop's snapshots, as its run trained on them (the features are stored, nothing is written).
+    cfg = daily_shop.cfg
     _, train, test = train_stage.training_sets(Lakehouse(spark, cfg), RUN_DATE)
     train, test = train.cache(), test.cache()
     counts = {r[LABEL]: r["count"] for r in test.groupBy(LABEL).count().collect()}
@@ -116,8 +115,9 @@ def _plant(spark, cfg, users: list[str], days: list[dt.date]) -> None:
 
 
 @pytest.mark.slow
-def test_no_feature_row_of_a_snapshot_sees_data_after_its_date(spark, cfg):
-    ingest.generate(Lakehouse(spark, cfg), RUN_DATE, users=400, days=40)
+@pytest.mark.mission
+def test_no_feature_row_of_a_snapshot_sees_data_after_its_date(spark, daily_shop, tmp_path):
+    cfg = daily_shop.copy(tmp_path / "shop")  # rows are planted into the copy
     dates = snapshot_dates(RUN_DATE, cfg.model.label_horizon_days, cfg.model.training_snapshots,
                            cfg.model.snapshot_step_days)
     newest = dates[-1]
@@ -133,12 +133,12 @@ def test_no_feature_row_of_a_snapshot_sees_data_after_its_date(spark, cfg):
     planted = [r["user_id"] for r in before.where((F.col("dt") == F.lit(newest)) & (F.col(LABEL) == 0.0))
                .select("user_id").orderBy("user_id").limit(20).collect()]
     assert len(planted) == 20
-    # The day after the newest snapshot (inside its label window, after every snapshot date) and the future.
+    # The day after the newest snapshot (inside its label window, after every snapshot date) and the run date.
     after_newest = newest + dt.timedelta(days=1)
-    _plant(spark, cfg, planted, [after_newest, RUN_DATE + dt.timedelta(days=10)])
+    _plant(spark, cfg, planted, [after_newest, RUN_DATE])
     # The planted days' rollups are stored first, so a window looking past its date would see them.
     feature_stage.compute(Lakehouse(spark, cfg), after_newest)
-    feature_stage.compute(Lakehouse(spark, cfg), RUN_DATE + dt.timedelta(days=10))
+    feature_stage.compute(Lakehouse(spark, cfg), RUN_DATE)
     for day in dates:  # recompute the features as of each D from the tables that now hold the planted rows
         feature_stage.compute(Lakehouse(spark, cfg), day)
     after = labelled_rows()
@@ -154,8 +154,7 @@ def test_no_feature_row_of_a_snapshot_sees_data_after_its_date(spark, cfg):
     assertDataFrameEqual(
         flipped, spark.createDataFrame([(u, newest, 0.0, 1.0) for u in planted], "user_id string, dt date, "
                                        "before double, label double"))
-    # The planted events are visible to the features of a date they precede: the check above could fail.
-    feature_stage.compute(Lakehouse(spark, cfg), after_newest)
+    # The planted events are visible to the features of the date they fall on: the check above could fail.
     seen = (io.read_table(spark, cfg, USER_FEATURES)
             .where((F.col("dt") == F.lit(after_newest)) & F.col("user_id").isin(planted)))
     assert seen.where(F.col("carts_7d") >= 2).count() == len(planted)

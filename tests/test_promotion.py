@@ -15,6 +15,7 @@ from portrait.model.pipeline import build_pipeline
 from portrait.model.promotion import FIRST_CHAMPION, KEPT_CHAMPION, PROMOTED, decide, promote
 from portrait.model.scoring import SCORE, score
 from portrait.model.tracking import NoModelError
+from portrait.stages import train
 from portrait.stages.score import load_scorer
 from tests.conftest import LOCAL_CONF, config_environ, make_config
 from tests.test_scoring import LABELLED, SETTINGS, _row
@@ -49,6 +50,45 @@ def test_cli_score_without_a_champion_exits_2_with_the_message(tmp_path, monkeyp
         monkeypatch.setenv(name, value)
     assert main(["score", "--conf", str(LOCAL_CONF), "--date", "2024-06-30"]) == 2
     assert "error: model 'purchase_propensity' has no 'champion' version" in capsys.readouterr().err
+
+
+def _register_champion(cfg, snapshot_dates: str) -> str:
+    """A registered version (no model files: only the registry is read) whose run trained on ``snapshot_dates``,
+    under the champion alias; returns its version."""
+    tracking.use_experiment(cfg)
+    client = mlflow.MlflowClient()
+    with mlflow.start_run(experiment_id=tracking.use_experiment(cfg)) as run:
+        mlflow.log_param("snapshot_dates", snapshot_dates)
+    name = tracking.registered_name(cfg)
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id).version
+    tracking.set_alias(cfg, tracking.CHAMPION, str(version))
+    return str(version)
+
+
+def test_a_scoring_run_retrains_the_champion_an_erasure_marked_as_daily_training_allows(tmp_path):
+    policies = {policy: make_config(tmp_path, MODEL__TARGETS="[purchase, churn]", MODEL__DAILY_TRAINING=policy)
+                for policy in ("if_no_champion", "always", "never")}
+
+    def to_train() -> dict[str, list[str]]:
+        return {policy: train.targets_to_train(cfg) for policy, cfg in policies.items()}
+
+    both = ["purchase", "churn"]
+    assert to_train() == {"if_no_champion": both, "always": both, "never": []}  # no champion yet
+    cfg = policies["if_no_champion"]
+    purchase, churn = (train.target_config(cfg, target) for target in both)
+    _register_champion(purchase, "2026-10-30,2026-11-06")
+    _register_champion(churn, "2026-10-07,2026-10-14")
+    assert to_train() == {"if_no_champion": [], "always": both, "never": []}
+    # The erased person had feature rows on 2026-11-06: only the purchase champion learnt from them.
+    marked = tracking.mark_for_retraining(cfg, [tracking.registered_name(purchase), tracking.registered_name(churn)],
+                                          {"2026-11-06"}, "request-1")
+    assert marked == [f"{tracking.registered_name(purchase)}/1"]
+    assert to_train() == {"if_no_champion": ["purchase"], "always": both, "never": []}
+    # A retrained version becomes the champion: the marked one no longer serves, nothing is left to retrain.
+    _register_champion(purchase, "2026-11-13")
+    assert to_train() == {"if_no_champion": [], "always": both, "never": []}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ The same server is attacked as a hostile client would (issue #29): connections w
 TLS, path SQL, reflection, DDL and DML, writing files, raw tables, changed session settings; every attempt must
 be refused and change nothing, and the server process must not hold the pseudonymisation key.
 
-The lakehouse is the process shop's (tests/shops.py: the bundle's tasks run as processes): its BI tables come
-from the jobs as scheduled, and no second shop is built for reading it. The server starts once per module.
+The lakehouse is the session's daily shop (tests/shops.py: ``make run``'s daily run), which the end-to-end tests
+check; no second shop is built for reading it. The server starts once per module.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from pyspark.sql import functions as F
 
 from portrait import io
 from portrait.schemas import ALL_TABLES, PORTRAIT_LATEST, SEGMENT_DAILY, USER_PORTRAIT
-from tests.conftest import LOCAL_CONF, REPO, TEST_PSEUDONYM_KEY
+from tests.conftest import LOCAL_CONF, REPO, TEST_PSEUDONYM_KEY, config_environ
 from tests.net_helpers import free_port
-from tests.shops import RUN_DATE
+from tests.shops import DAILY_SHOP, RUN_DATE
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.mission]
 
 SERVER_START_SECONDS = 300
 LOOPBACK = "127.0.0.1"
@@ -56,9 +56,9 @@ class Server(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def lakehouse(process_shop):
-    """The process shop (tests/shops.py): features, model, portrait and BI tables of its run date."""
-    return process_shop.root, process_shop.cfg
+def lakehouse(daily_shop):
+    """The daily shop (tests/shops.py): features, models, portrait and BI tables of its run date."""
+    return daily_shop.root, daily_shop.cfg
 
 
 def _keystore(folder: Path) -> tuple[Path, Path]:
@@ -76,7 +76,7 @@ def _keystore(folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(lakehouse, process_shop, tmp_path_factory):
+def server(lakehouse, tmp_path_factory):
     """``portrait serve-bi`` on a free port with a login and TLS, started from an empty working directory with
     the pseudonymisation key in its environment (as a job's would be)."""
     port = free_port()
@@ -84,7 +84,8 @@ def server(lakehouse, process_shop, tmp_path_factory):
     keystore, certificate = _keystore(tmp_path_factory.mktemp("serve_tls"))
     scratch = tmp_path_factory.mktemp("serve_scratch")
     (scratch / "kept.txt").write_text("a file INSERT OVERWRITE DIRECTORY must not delete\n")
-    environ = {**os.environ, **process_shop.environ(SPARK__DRIVER_MEMORY="1g", SPARK__MASTER="local[1]"),
+    shop = config_environ(lakehouse[0], **DAILY_SHOP, SPARK__DRIVER_MEMORY="1g", SPARK__MASTER="local[1]")
+    environ = {**os.environ, **shop,
                "PORTRAIT_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY, "PORTRAIT_BI_USER": USER,
                "PORTRAIT_BI_PASSWORD": PASSWORD, "PORTRAIT_BI_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD}
     log_path = workdir.parent / "serve-bi.log"

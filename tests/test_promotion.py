@@ -55,11 +55,9 @@ def test_cli_score_without_a_champion_exits_2_with_the_message(tmp_path, monkeyp
 def _register_champion(cfg, snapshot_dates: str) -> str:
     """A registered version (no model files: only the registry is read) whose run trained on ``snapshot_dates``,
     under the champion alias; returns its version."""
-    tracking.use_experiment(cfg)
-    client = mlflow.MlflowClient()
     with mlflow.start_run(experiment_id=tracking.use_experiment(cfg)) as run:
         mlflow.log_param("snapshot_dates", snapshot_dates)
-    name = tracking.registered_name(cfg)
+    name, client = tracking.registered_name(cfg), mlflow.MlflowClient()
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
     version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id).version

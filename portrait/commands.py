@@ -117,12 +117,15 @@ def _train(args, cfg: Config, day: dt.date) -> int:
         if result.promotion is not None:
             print(f"version {result.promotion.challenger_version}: {result.promotion.outcome} "
                   f"(alias {result.promotion.alias})")
+        elif result.refusal is not None:
+            print(f"not registered: {result.refusal}", file=sys.stderr)
     return 0
 
 
 def _score(args, cfg: Config, day: dt.date) -> int:
     done = score.run(_lake(cfg), day, args.model_uri, git_commit=args.git_commit)
-    print(f"user_portrait {day}: {done.portrait_rows:,} rows scored with {done.scorer.uri}; BI tables "
+    model = "no model (none has learnt enough yet; scores are null)" if done.scorer is None else done.scorer.uri
+    print(f"user_portrait {day}: {done.portrait_rows:,} rows scored with {model}; BI tables "
           f"{done.bi_rows}; report {done.report}")
     return 0
 

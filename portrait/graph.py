@@ -48,6 +48,7 @@ TASKS: dict[str, Callable[[Lakehouse, TaskParams], object]] = {
     "train": lambda lake, p: train.run(lake, p.day, p.git_commit),
 }
 DAILY = ("ingest", "features", "score", "monitor")
+NO_MODEL = "no model: none has learnt enough yet, so the scores are null (see 'not trained')"
 WEEKLY = ("train",)
 
 
@@ -70,6 +71,7 @@ class RunSummary:
     input_versions: dict[str, int] = field(default_factory=dict)  # what the portrait was built from
     feature_rows: int = 0  # rows of the date's user_features partition, as written
     portrait_rows: int = 0  # rows of the date's user_portrait partition, as published
+    not_trained: dict[str, str] = field(default_factory=dict)  # target → why nothing was trained
 
     def render(self) -> str:
         lines = [f"portrait daily run for {self.run_date} finished in {self.seconds:.1f} s"]
@@ -90,6 +92,7 @@ class RunSummary:
                      else f"{self.breaches} breached check(s); see the monitoring table"),
                     ("daily report", self.report_path))
         lines += [f"  {label}: {value}" for label, value in optional if value]
+        lines += [f"  not trained ({target}): {reason}" for target, reason in self.not_trained.items()]
         return "\n".join(lines)
 
 
@@ -97,7 +100,8 @@ def _summarise(summary: RunSummary, outcomes: dict[str, object]) -> None:
     scored: score.ScoreResult = outcomes["score"]
     summary.generated = bool(outcomes["ingest"].generated)
     summary.feature_rows, summary.portrait_rows = outcomes["features"], scored.portrait_rows
-    summary.report_path, summary.scored_with = scored.report, scored.scorer.uri
+    summary.report_path = scored.report
+    summary.scored_with = NO_MODEL if scored.scorer is None else scored.scorer.uri
     if outcomes["monitor"]:  # no checks when monitoring is off
         summary.breaches = sum(1 for row in outcomes["monitor"] if row.breached)
     training = scored.trained.get(train.PURCHASE_TARGET)
@@ -109,8 +113,12 @@ def _summarise(summary: RunSummary, outcomes: dict[str, object]) -> None:
         summary.mlflow_run_id, summary.model_uri = training.run_id, training.model_uri
         if training.promotion is not None:
             summary.promotion = f"version {training.promotion.challenger_version} {training.promotion.outcome}"
-    else:
+        elif training.refusal is not None:
+            summary.promotion = f"not registered: {training.refusal}"
+    elif scored.scorer is not None:
         summary.mlflow_run_id, summary.model_uri = scored.scorer.run_id, scored.scorer.uri
+    for target, reason in scored.trained.skipped.items():
+        summary.not_trained[target] = reason
 
 
 def _table_versions(lake: Lakehouse, summary: RunSummary) -> None:
@@ -145,7 +153,8 @@ def run_daily(lake: Lakehouse, day: dt.date, generate_if_missing: bool = True, s
         run.input_versions = summary.input_versions = outcomes["score"].input_versions
         run.rows_in, run.rows_out = summary.feature_rows, summary.portrait_rows
         run.output_versions = lake.versions(OUTPUT_TABLES)
-        run.mlflow_run_id = outcomes["score"].scorer.run_id
+        scorer = outcomes["score"].scorer
+        run.mlflow_run_id = None if scorer is None else scorer.run_id
     _table_versions(lake, summary)
     summary.seconds = time.monotonic() - started
     return summary

@@ -171,31 +171,6 @@ def _created_meanwhile(spark: SparkSession, ref: TableRef, seconds: float = 10.0
     return True
 
 
-def add_missing_columns(spark: SparkSession, cfg: Config, contract: TableContract) -> list[str]:
-    """Add to an existing table the contract columns it lacks (a table written by an older portrait, before
-    the contract gained them); returns their names. Only nullable columns can be added: older rows hold null."""
-    ref = table_ref(cfg, contract)
-    if not table_exists(spark, ref):
-        return []
-    stored = set(read_stored(spark, ref).columns)
-    missing = [f for f in contract.schema.fields if f.name not in stored]
-    required = [f.name for f in missing if not f.nullable]
-    if required:
-        raise SchemaMismatchError(f"table '{contract.name}' at {ref} lacks the NOT NULL column(s) {required}, "
-                                  "which cannot be added to existing rows; migrate it by hand")
-    if missing:
-        # Names, types and comments come from the contract (code), not from input: plain literals are safe.
-        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()} COMMENT '{_quoted(contract.comment(f.name))}'"
-                            for f in missing)
-        spark.sql(f"ALTER TABLE {sql_name(ref)} ADD COLUMNS ({columns})")
-    return [f.name for f in missing]
-
-
-def _quoted(text: str) -> str:
-    """``text`` inside a single-quoted SQL string literal."""
-    return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
 def sql_name(ref: TableRef) -> str:
     return f"delta.`{ref.path}`" if ref.path else ref.qualified_name
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from portrait import erasure_io, io
+from portrait import erasure_io, evolve, io
 from portrait.config import Config
 from portrait.schemas import TableContract
 from portrait.schemas.partitions import between_days, date_literal, on_day
@@ -189,7 +189,11 @@ class Lakehouse:
 
     def add_missing_columns(self, contract: TableContract) -> list[str]:
         """Add the nullable contract columns an existing table lacks (written by an older portrait)."""
-        return io.add_missing_columns(self.spark, self.cfg, contract)
+        return evolve.add_missing_columns(self.spark, self.cfg, contract)
+
+    def relax_to_contract(self, contract: TableContract) -> list[str]:
+        """Drop NOT NULL and replace CHECK constraints the contract relaxed (:func:`evolve.relax_to_contract`)."""
+        return evolve.relax_to_contract(self.spark, self.cfg, contract)
 
     def apply_properties(self, contract: TableContract) -> dict[str, str]:
         return io.apply_table_properties(self.spark, self.cfg, contract)

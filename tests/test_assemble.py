@@ -107,7 +107,7 @@ CUTS = CutPoints(
     recency=[2.0, 5.0, 10.0, 30.0],
     frequency=[1.0, 1.0, 2.0, 3.0],
     monetary=[50.0, 100.0, 200.0, 400.0],
-    propensity=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+    propensity=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     churn=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
 )
 
@@ -209,6 +209,23 @@ def test_without_churn_users_or_input_versions_those_columns_are_null_or_empty(s
     assert (row["input_versions"], row["high_refund_rate"], row["bot_suspect"]) == ([], False, False)
 
 
+def test_without_a_purchase_model_its_columns_are_null_and_the_rest_is_assembled(spark, cfg):
+    # No model has learnt enough yet (portrait/model/gate.py): the rows carry no score and no lineage.
+    scored = scored_rows(spark, [("u1", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.5, FEATURE_DAY, "active"),
+                                 ("u2", 60, 0, None, 0, 0.0, 0, 0, 3, "c1", 0.5, FEATURE_DAY, "active")]
+                         ).drop("purchase_propensity")
+    cuts = cut_points(scored)
+    assert (cuts.propensity, cuts.churn) == ((), ())
+    rows = (scored.transform(with_user_attributes(None))
+            .transform(assemble_portrait(PORTRAIT_DAY, cuts, PortraitLineage(None, None), KEY, tags=cfg.tags))
+            .orderBy("user_id").collect())
+    assert [[row[c] for c in ("purchase_propensity", "propensity_decile", "model_name", "model_version",
+                              "model_run_id", "reason_codes")] for row in rows] == [[None] * 5 + [[]]] * 2
+    # The only buyer is on every RFM edge: most recent (R 5), and no frequency edge below it (F 1).
+    assert [(row["rfm_segment"], row["recency_score"]) for row in rows] == [("new_customers", 5), ("no_purchase", 1)]
+    assert ["lifecycle_active" in row["tags"] for row in rows] == [True, True]
+
+
 def test_segment_labels_follow_the_registry_and_unlabelled_segments_show_their_code(spark, tmp_path):
     from tests.conftest import make_config
 
@@ -238,7 +255,7 @@ SEGMENT_BY_R_AND_F = {
 
 def test_rfm_segment_for_every_recency_and_frequency_score(spark):
     cuts = CutPoints(recency=[2.0, 5.0, 10.0, 30.0], frequency=[1.0, 2.0, 3.0, 4.0],
-                     monetary=[50.0, 100.0, 200.0, 400.0], propensity=[0.5])
+                     monetary=[50.0, 100.0, 200.0, 400.0], propensity=(0.5,))
     recency_for_score = {5: 1, 4: 3, 3: 6, 2: 11, 1: 31}
     rows = [
         (f"r{r}f{f}", 60, 0, recency_for_score[r], f, 10.0, 0, 0, 0, None, 0.5, FEATURE_DAY, "active")
@@ -290,7 +307,7 @@ def test_cut_points_rfm_over_buyers_only_and_propensity_over_everyone(spark):
         recency=[1.0, 2.0, 3.0, 4.0],
         frequency=[1.0, 1.0, 2.0, 3.0],
         monetary=[10.0, 20.0, 40.0, 80.0],
-        propensity=[0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85],
+        propensity=(0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85),
     )
 
 
@@ -327,7 +344,7 @@ def test_cut_points_without_buyers_gives_empty_rfm_edges(spark):
     )
     cuts = cut_points(population)
     assert (cuts.recency, cuts.frequency, cuts.monetary) == ([], [], [])
-    assert len(cuts.propensity) == 9 and cuts.propensity == sorted(cuts.propensity)
+    assert len(cuts.propensity) == 9 and list(cuts.propensity) == sorted(cuts.propensity)
     assert set(cuts.propensity) <= {0.2, 0.8}
 
 

@@ -285,8 +285,9 @@ def test_training_on_too_little_history_raises_not_enough_history(spark, tmp_pat
 
     with pytest.raises(train.NotEnoughHistoryError) as raised:
         train.run(lake, DAY, git_commit="promises")
-    message = ("target 'purchase': no training rows on the snapshot dates 2026-11-06, 2026-11-13 (label horizon "
-               "7 days before 2026-11-20); the input tables need events before 2026-11-06, or lower "
+    message = ("target 'purchase' has too little history to learn from: no training rows on the snapshot dates "
+               "2026-11-06, 2026-11-13 (label horizon 7 days before 2026-11-20); the input tables need events "
+               "before 2026-11-06, or lower "
                "model.training_snapshots / model.snapshot_step_days")
     assert str(raised.value) == message
     [run] = io.read_table(spark, lake.cfg, JOB_RUNS).collect()

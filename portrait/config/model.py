@@ -55,6 +55,13 @@ class ModelConfig(_Section):
     class_weights: bool = Field(
         False, description="Weight rows by inverse label frequency (LogisticRegression weightCol)."
     )
+    min_training_rows: int = Field(
+        100, ge=1, description="Fewer training rows: nothing is trained or registered (portrait/model/gate.py).")
+    min_class_rows: int = Field(
+        10, ge=1, description="Fewer rows of either class in the training or the test set: nothing is trained.")
+    baseline_margin: float = Field(
+        0.01, ge=0.0, le=1.0,
+        description="A model is registered only when its test AUC-ROC beats every baseline's by more than this.")
     promotion_margin: float = Field(
         0.0, ge=0.0, le=1.0, description="Champion alias moves when challenger AUC >= champion AUC + margin."
     )

@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -51,7 +52,8 @@ def _require(frame: DataFrame, columns: tuple[str, ...], what: str) -> None:
 def binary_metrics(scored: DataFrame, score_col: str = SCORE) -> dict[str, float]:
     """AUC-ROC, AUC-PR, log loss, Brier score, base rate and row count of ``score_col`` against ``label``.
 
-    Tied scores share credit (a tie between a positive and a negative counts one half in AUC-ROC).
+    Tied scores share credit (a tie between a positive and a negative counts one half in AUC-ROC). Rows of
+    one class only have no ranking to judge: both AUCs are then NaN (undefined), never 0 or 1.
     """
     _require(scored, (LABEL, score_col), "binary_metrics")
     evaluator = BinaryClassificationEvaluator(rawPredictionCol=score_col, labelCol=LABEL)
@@ -63,9 +65,10 @@ def binary_metrics(scored: DataFrame, score_col: str = SCORE) -> dict[str, float
         F.avg(-(y * F.log(p) + (1 - y) * F.log(1 - p))).alias("log_loss"),
         F.avg(F.pow(F.col(score_col) - y, 2)).alias("brier"),
     ).first()
+    both_classes = stats["base_rate"] is not None and 0.0 < stats["base_rate"] < 1.0
     return {
-        "auc_roc": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderROC"}),
-        "auc_pr": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderPR"}),
+        "auc_roc": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderROC"}) if both_classes else math.nan,
+        "auc_pr": evaluator.evaluate(scored, {evaluator.metricName: "areaUnderPR"}) if both_classes else math.nan,
         "log_loss": float(stats["log_loss"]),
         "brier": float(stats["brier"]),
         "base_rate": float(stats["base_rate"]),

@@ -132,13 +132,15 @@ def _log_explanation(explanation: Explanation) -> None:
 
 def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFrame, params: dict[str, Any],
                      metrics: dict[str, float], run_name: str, evaluation: EvaluationReport | None = None,
-                     explanation: Explanation | None = None) -> LoggedModel:
+                     explanation: Explanation | None = None, refusal: str | None = None) -> LoggedModel:
     """Log one training run: parameters, metrics, and the fitted PipelineModel with its signature.
 
     ``example_features`` are ``user_features`` rows; a few of them become the input example, and the
     model's output on them defines the signature. The model is registered under :func:`registered_name` when
-    ``mlflow.register_model`` is on. With ``evaluation``, the decile, calibration and curve tables are
-    logged as CSV and JSON and the ROC, PR, calibration and lift plots as PNG under ``evaluation/``; with
+    ``mlflow.register_model`` is on, unless ``refusal`` says why it must not be (the run is tagged
+    ``registration: refused`` and ``registration_refusal`` with the reason). With ``evaluation``, the decile,
+    calibration and curve tables are logged as CSV and JSON and the ROC, PR, calibration and lift plots as PNG
+    under ``evaluation/``; with
     ``explanation``, ``explanation.json`` (what reason codes need at scoring time) and the top positive
     and negative features (``top_features.csv``/``.json``).
     """
@@ -154,6 +156,8 @@ def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFr
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.log_params({**params, "config_fingerprint": cfg.fingerprint()})
         mlflow.log_metrics(metrics)
+        if refusal is not None:
+            mlflow.set_tags({"registration": "refused", "registration_refusal": refusal})
         mlflow.log_dict(cfg.loggable(), "config.json")
         if evaluation is not None:
             _log_evaluation(evaluation)
@@ -166,7 +170,7 @@ def log_training_run(cfg: Config, model: PipelineModel, example_features: DataFr
             signature=signature,
             # Stated, not inferred: inference reloads the model in a subprocess and costs seconds per run.
             pip_requirements=[f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__version__}"],
-            registered_model_name=registered_name(cfg) if cfg.mlflow.register_model else None,
+            registered_model_name=registered_name(cfg) if cfg.mlflow.register_model and refusal is None else None,
         )
         version = getattr(info, "registered_model_version", None)
         return LoggedModel(run.info.run_id, info.model_uri, None if version is None else str(version))

@@ -25,6 +25,8 @@ from portrait.schemas.partitions import date_literal
 REASON_CODES = "reason_codes"
 CHURN_SCORE = "churn_score"
 CHURN_REASON_CODES = "churn_reason_codes"
+# The purchase model's columns: null on a date no model scored (none has learnt enough yet).
+UNSCORED_COLUMNS: tuple[str, ...] = (SCORE, "propensity_decile", "model_name", "model_version", "model_run_id")
 # Columns of the users table carried into the portrait as they are (tenure_days is derived from signup_date).
 USER_ATTRIBUTES: tuple[str, ...] = ("gender", "age_band", "city_tier")
 
@@ -43,21 +45,22 @@ NO_PURCHASE_SEGMENT = "no_purchase"
 @dataclass(frozen=True)
 class CutPoints:
     """Population cut points for one date: RFM quintile edges over buyers, propensity and churn decile edges
-    (``churn`` is empty when the rows carry no churn score)."""
+    (each empty when the rows carry no such score)."""
 
     recency: list[float]
     frequency: list[float]
     monetary: list[float]
-    propensity: list[float]
+    propensity: tuple[float, ...] = ()
     churn: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
 class PortraitLineage:
-    """Where a date's portrait comes from: the models that scored it and the input table versions read."""
+    """Where a date's portrait comes from: the models that scored it (None: no model did) and the input table
+    versions read."""
 
-    model_name: str
-    model_run_id: str
+    model_name: str | None
+    model_run_id: str | None
     model_version: str | None = None
     churn_model_run_id: str | None = None
     input_versions: tuple[tuple[str, int], ...] = ()
@@ -71,9 +74,10 @@ def cut_points(scored_features: DataFrame) -> CutPoints:
         ["days_since_last_order", "orders_90d", "spend_90d"], quintiles, QUANTILE_RELATIVE_ERROR
     )
     deciles = [k / 10 for k in range(1, 10)]
-    scores = [SCORE, CHURN_SCORE] if CHURN_SCORE in scored_features.columns else [SCORE]
-    propensity, *churn = scored_features.approxQuantile(scores, deciles, QUANTILE_RELATIVE_ERROR)
-    return CutPoints(recency, frequency, monetary, propensity, tuple(churn[0]) if churn else ())
+    scores = [c for c in (SCORE, CHURN_SCORE) if c in scored_features.columns]
+    quantiles = scored_features.approxQuantile(scores, deciles, QUANTILE_RELATIVE_ERROR) if scores else []
+    edges = dict(zip(scores, quantiles, strict=True))
+    return CutPoints(recency, frequency, monetary, tuple(edges.get(SCORE, ())), tuple(edges.get(CHURN_SCORE, ())))
 
 
 def _rfm_segment() -> Column:
@@ -132,7 +136,7 @@ def _reasons(columns: Sequence[str], column: str) -> Column:
             if column in columns else F.array().cast("array<string>"))
 
 
-def _with_scores(cuts: CutPoints, churn: Column) -> Transformation:
+def _with_scores(cuts: CutPoints, propensity: Column, churn: Column) -> Transformation:
     """RFM scores and segment, propensity and churn deciles against the population's cut points."""
     has_ordered = F.col("days_since_last_order").isNotNull()
     # A smaller recency is better, so R counts the edges the recency is *not* above.
@@ -146,7 +150,9 @@ def _with_scores(cuts: CutPoints, churn: Column) -> Transformation:
             .withColumn("monetary_score",
                         F.when(has_ordered, rank_against("spend_90d", cuts.monetary)).otherwise(1))
             .withColumn("rfm_segment", F.when(has_ordered, _rfm_segment()).otherwise(NO_PURCHASE_SEGMENT))
-            .withColumn("propensity_decile", rank_against(SCORE, cuts.propensity))
+            .withColumn(SCORE, propensity)
+            .withColumn("propensity_decile",
+                        F.when(propensity.isNotNull(), rank_against(SCORE, list(cuts.propensity))))
             .withColumn(CHURN_SCORE, churn)
             .withColumn("churn_decile", F.when(churn.isNotNull(), rank_against(CHURN_SCORE, list(cuts.churn))))
         )
@@ -184,9 +190,9 @@ def _with_lineage(columns: Sequence[str], day: dt.date, lineage: PortraitLineage
 
     def transform(rows: DataFrame) -> DataFrame:
         return (
-            rows.withColumn("model_name", F.lit(lineage.model_name))
+            rows.withColumn("model_name", F.lit(lineage.model_name).cast("string"))
             .withColumn("model_version", F.lit(lineage.model_version).cast("string"))
-            .withColumn("model_run_id", F.lit(lineage.model_run_id))
+            .withColumn("model_run_id", F.lit(lineage.model_run_id).cast("string"))
             .withColumn("churn_model_run_id",
                         F.when(churn.isNotNull(), F.lit(lineage.churn_model_run_id)).cast("string"))
             .withColumn("input_versions", versions)
@@ -204,10 +210,11 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, lineage: PortraitLineage, p
     """Scored ``user_features`` rows of ``day`` → ``user_portrait`` rows (the contract's columns).
 
     The rows may carry ``reason_codes`` and ``churn_reason_codes`` (see
-    :func:`portrait.model.explain.reason_codes`; else every row gets an empty list), ``churn_score`` (else
-    null) and the base attributes of :func:`with_user_attributes` (else null). ``tags`` is the tag registry
-    (``cfg.tags``): its live tags fill the ``tags`` column and its ``rfm_<segment>`` tags name the RFM
-    segments. ``pseudonym_key`` makes ``person_key`` (:func:`portrait.privacy.person_key`).
+    :func:`portrait.model.explain.reason_codes`; else every row gets an empty list), ``purchase_propensity``
+    and ``churn_score`` (else null) and the base attributes of :func:`with_user_attributes` (else null).
+    ``tags`` is the tag registry (``cfg.tags``): its live tags fill the ``tags`` column and its
+    ``rfm_<segment>`` tags name the RFM segments. ``pseudonym_key`` makes ``person_key``
+    (:func:`portrait.privacy.person_key`).
     """
     labels = segment_labels(tags)
 
@@ -215,7 +222,7 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, lineage: PortraitLineage, p
         columns = scored.columns
         churn = _optional(columns, CHURN_SCORE, "double")
         return (
-            scored.transform(_with_scores(cuts, churn))
+            scored.transform(_with_scores(cuts, _optional(columns, SCORE, "double"), churn))
             .transform(_with_person(columns, pseudonym_key, labels, high_refund_rate))
             .transform(_with_lineage(columns, day, lineage, churn))
             .transform(apply_tags(tags))  # live tags of the registry, over feature and portrait columns

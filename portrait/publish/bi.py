@@ -121,13 +121,15 @@ def audience(tags: Sequence[str], min_score: float = 0.0) -> Transformation:
     if not 0.0 <= float(min_score) <= 1.0:
         raise ValueError(f"min_score must be between 0 and 1 (a purchase probability), got {min_score!r}")
     has_every_tag = F.size(F.array_except(F.array(*[F.lit(t) for t in wanted]), F.col("tags"))) == 0
+    # Without a minimum the score does not select: persons no model has scored yet (null) are in the audience.
+    scored_enough = F.lit(True) if float(min_score) == 0.0 else F.col(SCORE_COLUMN) >= F.lit(float(min_score))
 
     def transform(rows: DataFrame) -> DataFrame:
         return (
-            rows.where(has_every_tag & (F.col(SCORE_COLUMN) >= F.lit(float(min_score))))
+            rows.where(has_every_tag & scored_enough)
             .select(PERSON_KEY_COLUMN, F.col(SCORE_COLUMN).alias("score"), F.col(DECILE_COLUMN).alias("decile"),
                     F.array_sort("tags").alias("tags"))
-            .orderBy(F.col("score").desc(), F.col(PERSON_KEY_COLUMN))
+            .orderBy(F.col("score").desc_nulls_last(), F.col(PERSON_KEY_COLUMN))
         )
 
     return transform

@@ -177,17 +177,19 @@ def score_psi_checks(current: DataFrame, previous: DataFrame | None, columns: Se
 
 
 def gate_checks(current: DataFrame, previous: DataFrame | None, reference_dt: dt.date | None,
-                settings: PublishConfig) -> list[CheckResult]:
+                settings: PublishConfig, unscored: Sequence[str] = ()) -> list[CheckResult]:
     """All checks of the rows about to be published (``current``) against the previous date's rows.
 
-    ``previous`` is None on the first date. Raises ValueError naming the configuration key when a
-    configured column is not a portrait column.
+    ``previous`` is None on the first date. ``unscored`` are columns null on this date by design (the columns
+    of a model that has learnt too little to be published): their null-rate limit is 1. Raises ValueError
+    naming the configuration key when a configured column is not a portrait column.
     """
     _check_columns(current, settings)
     rows, nulls, tagged = profile(current)
     previous_rows = None if previous is None else previous.count()
     results = [row_count_check(rows, previous_rows, settings.max_row_count_change, reference_dt)]
-    results += null_rate_checks(rows, nulls, settings.max_null_rate, settings.null_rate_overrides)
+    limits = {**settings.null_rate_overrides, **dict.fromkeys(unscored, 1.0)}
+    results += null_rate_checks(rows, nulls, settings.max_null_rate, limits)
     results.append(tag_coverage_check(rows, tagged, settings.min_tag_coverage))
     for column in settings.segment_columns:
         before = None if previous is None else segment_counts(previous, column)

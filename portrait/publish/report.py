@@ -31,9 +31,9 @@ class ReportData:
 
     day: dt.date
     persons: int
-    avg_propensity: float
+    avg_propensity: float | None  # None: no model has scored the date
     model: str
-    segments: dict[str, list[tuple[str, int, float]]]  # kind → (segment, users, avg_propensity)
+    segments: dict[str, list[tuple[str, int, float | None]]]  # kind → (segment, users, avg_propensity)
     score_histogram: list[tuple[float, int]]  # (lower edge, persons)
     top_categories: list[tuple[str, int]]
     tag_changes: list[tuple[str, int, int]] | None = None  # (tag, gained, lost); None: no portrait_changes
@@ -120,6 +120,7 @@ def _histogram_chart(histogram: list[tuple[float, int]]) -> str:
 def _table(headers: list[str], rows: list[tuple]) -> str:
     def cell(value) -> str:
         text = f"{value:,.4f}" if isinstance(value, float) else (f"{value:,}" if isinstance(value, int) else value)
+        text = "–" if value is None else text  # unknown (no model scored the date), not zero
         return f"<td>{html.escape(str(text))}</td>"
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)

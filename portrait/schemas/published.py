@@ -45,8 +45,8 @@ USER_PORTRAIT = TableContract(
             _col("preferred_platform", T.StringType(), "Platform with most events in 30 days; null without events."),
             _col("preferred_channel", T.StringType(), "Channel that started most sessions in 30 days; null without sessions."),
             # model scores
-            _col("purchase_propensity", T.DoubleType(), "Model probability of a paid order in the label horizon after dt.", False),
-            _col("propensity_decile", T.IntegerType(), "Decile of purchase_propensity among users on dt (10 = highest).", False),
+            _col("purchase_propensity", T.DoubleType(), "Model probability of a paid order in the label horizon after dt; null while no model has learnt enough to be published (too little history, or no lift over its baselines)."),
+            _col("propensity_decile", T.IntegerType(), "Decile of purchase_propensity among users on dt (10 = highest); null with purchase_propensity."),
             _col("reason_codes", T.ArrayType(T.StringType(), True), "Top three reasons for purchase_propensity in words, each with its log-odds contribution, e.g. '3 add-to-cart events in the last 7 days (+0.42)'; empty when the model has no explanation.", False),
             _col("churn_score", T.DoubleType(), "Churn model probability of no activity in the model.churn_horizon_days after dt; null when churn is not among model.targets or has no champion."),
             _col("churn_decile", T.IntegerType(), "Decile of churn_score among users on dt (10 = most likely to churn); null with churn_score."),
@@ -56,9 +56,9 @@ USER_PORTRAIT = TableContract(
             _col("high_refund_rate", T.BooleanType(), "Risk flag: user_features.refund_rate_90d at or above features.high_refund_rate.", False),
             # audience selection and lineage
             _col("tags", T.ArrayType(T.StringType(), True), "Tag codes that hold for the user on dt, for audience selection.", False),
-            _col("model_name", T.StringType(), "Registered model that produced purchase_propensity.", False),
+            _col("model_name", T.StringType(), "Registered model that produced purchase_propensity; null with purchase_propensity."),
             _col("model_version", T.StringType(), "Registered version of that model in MLflow; null for a model that was not registered."),
-            _col("model_run_id", T.StringType(), "MLflow run id of that model.", False),
+            _col("model_run_id", T.StringType(), "MLflow run id of that model; null with purchase_propensity."),
             _col("churn_model_run_id", T.StringType(), "MLflow run id of the model that produced churn_score; null with churn_score."),
             _col("input_versions", _INPUT_VERSIONS, "Delta version of every input table the run read (clickstream, orders, items, users, reviews, identity_graph), by table name.", False),
             _col("feature_dt", T.DateType(), "Date of the features the portrait is built from.", False),
@@ -69,8 +69,9 @@ USER_PORTRAIT = TableContract(
     key=("user_id", "dt"),
     checks=(
         ("valid_scores", "recency_score BETWEEN 1 AND 5 AND frequency_score BETWEEN 1 AND 5 "
-                         "AND monetary_score BETWEEN 1 AND 5 AND propensity_decile BETWEEN 1 AND 10 "
-                         "AND purchase_propensity BETWEEN 0 AND 1 "
+                         "AND monetary_score BETWEEN 1 AND 5 "
+                         "AND ((purchase_propensity IS NULL AND propensity_decile IS NULL) OR "
+                         "(purchase_propensity BETWEEN 0 AND 1 AND propensity_decile BETWEEN 1 AND 10)) "
                          "AND (churn_score IS NULL OR (churn_score BETWEEN 0 AND 1 AND churn_decile BETWEEN 1 AND 10)) "
                          "AND value_tier IN ('high', 'mid', 'low', 'none')"),
     ),
@@ -146,7 +147,7 @@ SEGMENT_DAILY = TableContract(
             _col("segment_kind", T.StringType(), "What the segment is a value of: rfm_segment, lifecycle_stage, propensity_decile or tag.", False),
             _col("segment", T.StringType(), "The value: an RFM segment code, a lifecycle stage, a decile 1-10 or a tag code.", False),
             _col("users", T.LongType(), "Persons in the segment on dt (with Laplace noise when privacy.noise_epsilon is set); at least privacy.min_group_size before noise.", False),
-            _col("avg_propensity", T.DoubleType(), "Average purchase_propensity of the segment's persons.", False),
+            _col("avg_propensity", T.DoubleType(), "Average purchase_propensity of the segment's persons; null when none has a score."),
             _col("avg_spend_90d", T.DoubleType(), "Average paid spend in the 90 days to the feature date (user_features.spend_90d); null when no feature row matched."),
             _col("avg_orders_90d", T.DoubleType(), "Average distinct paid orders in the 90 days to the feature date (user_features.orders_90d); null when no feature row matched."),
             _col("dt", T.DateType(), "Portrait date; partition column.", False),

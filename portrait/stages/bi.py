@@ -66,6 +66,8 @@ def write_tables(lake: Lakehouse, day: dt.date) -> dict[str, int]:
     if today.isEmpty():
         raise io.TableNotFoundError(f"user_portrait has no rows for {day}: run `portrait daily --date {day}` "
                                     "(or `portrait score`) before the BI tables")
+    for contract in (PORTRAIT_LATEST, SEGMENT_DAILY):
+        lake.relax_to_contract(contract)  # tables written before a model's columns could be null
     _write_latest(lake, day, today, key)
     feature_days = [row[0] for row in today.select("feature_dt").distinct().collect()]  # one date in practice
     segments = today.transform(with_feature_values(lake.read_days(USER_FEATURES, feature_days))).transform(
@@ -116,12 +118,14 @@ def reports_dir(cfg: Config) -> Path:
     return Path(cfg.lakehouse.path) / "reports"
 
 
-def _segments(lake: Lakehouse, day: dt.date) -> dict[str, list[tuple[str, int, float]]]:
-    segments: dict[str, list[tuple[str, int, float]]] = {kind: [] for kind in REPORT_SEGMENT_KINDS}
+def _segments(lake: Lakehouse, day: dt.date) -> dict[str, list[tuple[str, int, float | None]]]:
+    segments: dict[str, list[tuple[str, int, float | None]]] = {kind: [] for kind in REPORT_SEGMENT_KINDS}
     rows = (lake.read_day(SEGMENT_DAILY, day).where(F.col("segment_kind").isin(*REPORT_SEGMENT_KINDS))
             .orderBy(F.col("users").desc(), "segment").collect())  # a few rows per segment kind
     for row in rows:
-        segments[row["segment_kind"]].append((row["segment"], int(row["users"]), float(row["avg_propensity"])))
+        average = row["avg_propensity"]  # null when no model scored the date
+        segments[row["segment_kind"]].append((row["segment"], int(row["users"]),
+                                              None if average is None else float(average)))
     return segments
 
 
@@ -138,14 +142,20 @@ def write_report(lake: Lakehouse, day: dt.date) -> Path:
         if lake.exists(PORTRAIT_CHANGES):
             changes = tag_change_counts(lake.read_day(PORTRAIT_CHANGES, day), minimum)
         data = ReportData(
-            day=day, persons=int(headline["persons"]), avg_propensity=float(headline["avg"] or 0.0),
-            model=f"{headline['model']} (MLflow run {headline['run']})", segments=_segments(lake, day),
+            day=day, persons=int(headline["persons"]),
+            avg_propensity=None if headline["avg"] is None else float(headline["avg"]),
+            model=(f"{headline['model']} (MLflow run {headline['run']})" if headline["run"] is not None
+                   else "none published: no model has learnt enough yet (see the training log)"),
+            segments=_segments(lake, day),
             score_histogram=score_histogram(portrait), top_categories=top_categories(portrait, minimum),
             tag_changes=changes, min_group_size=minimum,
         )
     finally:
         portrait.unpersist()
     path = files.write_text_file(reports_dir(lake.cfg) / f"portrait_{day.isoformat()}.html", render_report(data))
-    tracking.log_report(lake.cfg, day, path, {"persons": float(data.persons), "avg_propensity": data.avg_propensity})
+    metrics = {"persons": float(data.persons)}
+    if data.avg_propensity is not None:
+        metrics["avg_propensity"] = data.avg_propensity
+    tracking.log_report(lake.cfg, day, path, metrics)
     log.info("daily report written to %s", path)
     return path

@@ -71,15 +71,19 @@ def _recomputed_features(lake: Lakehouse, day: dt.date, versions: dict[str, int]
                                items=score.input_frame(lake, ITEMS, versions), reviews=reviews)
 
 
-def _recorded_scorers(lake: Lakehouse, run, day: dt.date) -> tuple[score.Scorer, score.Scorer | None]:
-    """The models the run scored with; the registry version and the churn model's run are read from the
-    published rows (aliases move, so the registry today cannot say which version scored that day)."""
+def _recorded_scorers(lake: Lakehouse, run, day: dt.date) -> tuple[score.Scorer | None, score.Scorer | None]:
+    """The models the run scored with (None: no purchase model scored it); the registry version and the churn
+    model's run are read from the published rows (aliases move, so the registry today cannot say which version
+    scored that day)."""
     tracking.use_store(lake.cfg)  # the recorded runs are in the configured store
     lineage = lake.read_day(USER_PORTRAIT, day, version=run["output_versions"][USER_PORTRAIT.name]).select(
         "model_version", "churn_model_run_id").first()
-    model_uri = f"runs:/{run['mlflow_run_id']}/{tracking.MODEL_ARTIFACT}"
-    scorer = score.Scorer(tracking.load_model(model_uri), run["mlflow_run_id"],
-                          None if lineage is None else lineage["model_version"], tracking.load_explanation(model_uri))
+    scorer = None
+    if run["mlflow_run_id"] is not None:
+        model_uri = f"runs:/{run['mlflow_run_id']}/{tracking.MODEL_ARTIFACT}"
+        scorer = score.Scorer(tracking.load_model(model_uri), run["mlflow_run_id"],
+                              None if lineage is None else lineage["model_version"],
+                              tracking.load_explanation(model_uri))
     churn = None
     if lineage is not None and lineage["churn_model_run_id"] is not None:
         churn = score.load_scorer(f"runs:/{lineage['churn_model_run_id']}/{tracking.MODEL_ARTIFACT}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame
@@ -36,18 +37,20 @@ class Published(NamedTuple):
     checks: list     # the quality gate's results (portrait.publish.quality.CheckResult)
 
 
-def publish_portrait(lake: Lakehouse, day: dt.date, portrait_rows: DataFrame) -> Published:
+def publish_portrait(lake: Lakehouse, day: dt.date, portrait_rows: DataFrame,
+                     unscored: Sequence[str] = ()) -> Published:
     """Publish a date's portrait: quality gate, then the atomic partition write, then the tag changes.
 
     The checks of :func:`portrait.publish.quality.gate_checks` (against the latest earlier portrait date)
     are written to ``publish_checks`` first. If one fails and ``publish.enforce`` is on,
     :class:`~portrait.publish.quality.QualityGateFailed` is raised and ``user_portrait`` is not touched: the
-    previous dates and an earlier version of this date stay as they were. Returns the rows and the checks.
+    previous dates and an earlier version of this date stay as they were. ``unscored``: the columns of a model
+    that scored nobody on this date (none has learnt enough yet), null by design. Returns the rows and checks.
     """
     previous_day = previous_portrait_date(lake, day)
     previous = None if previous_day is None else lake.read_day(USER_PORTRAIT, previous_day)
     with timed(f"quality gate {day}"):
-        checks = quality.gate_checks(portrait_rows, previous, previous_day, lake.cfg.publish)
+        checks = quality.gate_checks(portrait_rows, previous, previous_day, lake.cfg.publish, unscored)
     checked_at = dt.datetime.now(dt.timezone.utc)
     lake.replace_day(PUBLISH_CHECKS, lake.rows(PUBLISH_CHECKS, [c.as_row(day, checked_at) for c in checks]), day)
     failed = [check for check in checks if not check.passed]
@@ -56,6 +59,7 @@ def publish_portrait(lake: Lakehouse, day: dt.date, portrait_rows: DataFrame) ->
                     "; ".join(check.describe() for check in failed))
         if lake.cfg.publish.enforce:
             raise quality.QualityGateFailed(day, failed)
+    lake.relax_to_contract(USER_PORTRAIT)  # a table written before a model's columns could be null
     rows = lake.replace_day(USER_PORTRAIT, portrait_rows, day)
     write_changes(lake, day)
     return Published(rows, checks)

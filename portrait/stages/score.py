@@ -24,6 +24,7 @@ from portrait.privacy import pseudonym_key
 from portrait.publish.assemble import (
     CHURN_REASON_CODES,
     CHURN_SCORE,
+    UNSCORED_COLUMNS,
     PortraitLineage,
     assemble_portrait,
     cut_points,
@@ -36,6 +37,7 @@ from portrait.stages.publish import check_tag_registry, publish_portrait
 from portrait.stages.train import (
     CHURN_TARGET,
     PURCHASE_TARGET,
+    Trained,
     TrainingResult,
     target_config,
     targets_to_train,
@@ -64,13 +66,13 @@ class Scorer:
 class ScoreResult:
     """What a score task did."""
 
-    scorer: Scorer
+    scorer: Scorer | None  # None: no purchase model has learnt enough yet, the scores are null
     portrait_rows: int
     feature_rows: int
     bi_rows: dict[str, int]
     report: str
     input_versions: dict[str, int]  # what the portrait rows name
-    trained: dict[str, TrainingResult] = field(default_factory=dict)
+    trained: Trained = field(default_factory=Trained)
 
 
 def load_scorer(model_uri: str) -> Scorer:
@@ -84,41 +86,54 @@ def load_scorer(model_uri: str) -> Scorer:
 
 def scorer_after_training(cfg: Config, trained: TrainingResult | None) -> Scorer:
     """The model to score with for ``cfg``'s target: the one just trained unless the promotion gate kept an
-    earlier champion; without training, the champion (:class:`NoModelError` when there is none)."""
-    if trained is not None and trained.promotion is None:  # not registered: the run's own model
-        return Scorer(trained.model, trained.run_id, None, trained.explanation, trained.model_uri)
-    if trained is not None and trained.promotion.promoted:
+    earlier champion or it learnt nothing (then never published); without training, the champion
+    (:class:`NoModelError` when there is none)."""
+    if trained is not None and trained.refusal is None and trained.promotion is None:
+        return Scorer(trained.model, trained.run_id, None, trained.explanation, trained.model_uri)  # registry off
+    if trained is not None and trained.promotion is not None and trained.promotion.promoted:
         return Scorer(trained.model, trained.run_id, str(trained.promotion.challenger_version),
                       trained.explanation, tracking.champion_model_uri(cfg))
     return load_scorer(tracking.champion_model_uri(cfg))
 
 
-def churn_scorer(cfg: Config, trained: TrainingResult | None = None) -> Scorer | None:
-    """The churn model the portrait's ``churn_score`` comes from, or None (churn not among ``model.targets``,
-    or no champion yet: the column stays null and a warning says why)."""
-    if CHURN_TARGET not in cfg.model.targets:
+def target_scorer(cfg: Config, target: str, trained: Trained | None = None) -> Scorer | None:
+    """The model ``target``'s portrait columns come from, or None (the target is not among ``model.targets``,
+    or no model has learnt enough to be a champion yet: the columns stay null and a warning says why).
+    ``trained``: the run's training results, when it trained."""
+    if target not in cfg.model.targets:
         return None
     try:
-        return scorer_after_training(target_config(cfg, CHURN_TARGET), trained)
+        return scorer_after_training(target_config(cfg, target), None if trained is None else trained.get(target))
     except tracking.NoModelError as exc:
-        log.warning("portrait rows get no churn_score: %s", exc)
+        attempted = trained is not None and (target in trained or target in trained.skipped)
+        log.warning("portrait rows get no %s score: %s", target,
+                    "no model of it has learnt enough to be published yet" if attempted else exc)
         return None
 
 
-def portrait_frame(cfg: Config, day: dt.date, features_of_day: DataFrame, scorer: Scorer, churn: Scorer | None,
-                   users: DataFrame | None, versions: dict[str, int]) -> tuple[DataFrame, DataFrame]:
-    """Portrait rows of ``day`` from its feature rows, and the cached scored rows (unpersist after use)."""
-    if scorer.explanation is not None:
-        scored = features_of_day.transform(reason_codes(scorer.model, scorer.explanation, score_output=SCORE))
-    else:
-        scored = features_of_day.transform(score(scorer.model))
+def churn_scorer(cfg: Config, trained: Trained | None = None) -> Scorer | None:
+    """The churn model the portrait's ``churn_score`` comes from, or None (:func:`target_scorer`)."""
+    return target_scorer(cfg, CHURN_TARGET, trained)
+
+
+def portrait_frame(cfg: Config, day: dt.date, features_of_day: DataFrame, scorer: Scorer | None,
+                   churn: Scorer | None, users: DataFrame | None,
+                   versions: dict[str, int]) -> tuple[DataFrame, DataFrame]:
+    """Portrait rows of ``day`` from its feature rows, and the cached scored rows (unpersist after use).
+    Without ``scorer`` the purchase model's columns are null."""
+    scored = features_of_day
+    if scorer is not None and scorer.explanation is not None:
+        scored = scored.transform(reason_codes(scorer.model, scorer.explanation, score_output=SCORE))
+    elif scorer is not None:
+        scored = scored.transform(score(scorer.model))
     if churn is not None and churn.explanation is not None:
         scored = scored.transform(reason_codes(churn.model, churn.explanation, output=CHURN_REASON_CODES,
                                                score_output=CHURN_SCORE))
     elif churn is not None:
         scored = scored.transform(score(churn.model, CHURN_SCORE))
     scored = scored.transform(with_user_attributes(users)).cache()  # read twice: cut points, then the assembly
-    lineage = PortraitLineage(tracking.registered_name(cfg), scorer.run_id, scorer.version,
+    lineage = PortraitLineage(None if scorer is None else tracking.registered_name(cfg),
+                              None if scorer is None else scorer.run_id, None if scorer is None else scorer.version,
                               None if churn is None else churn.run_id, tuple(sorted(versions.items())))
     assemble = assemble_portrait(day, cut_points(scored), lineage, pseudonym_key(), tags=cfg.tags,
                                  high_refund_rate=cfg.features.high_refund_rate)
@@ -132,12 +147,13 @@ def input_frame(lake: Lakehouse, contract, versions: dict[str, int]) -> DataFram
     return lake.read(contract, version=versions[contract.name])
 
 
-def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer, churn: Scorer | None = None,
+def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer | None, churn: Scorer | None = None,
                    versions: dict[str, int] | None = None) -> int:
     """Score the users of ``day`` and publish the ``user_portrait`` partition of ``day``; returns its rows.
 
     Missing features of ``day`` are computed first. With the model's explanation every row gets its reason
-    codes; without, an empty list. ``churn`` fills ``churn_score`` (else null). ``versions`` are the input
+    codes; without, an empty list. Without ``scorer`` (no purchase model yet) its columns are null; ``churn``
+    fills ``churn_score`` (else null). ``versions`` are the input
     table versions the run records (read at its start; default: now); the rows name them and the ``users``
     attributes are read at that version. The rows are published only when they pass the quality gate
     (:func:`portrait.stages.publish.publish_portrait`); otherwise
@@ -149,23 +165,28 @@ def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer, churn: Scorer 
     rows, scored = portrait_frame(lake.cfg, day, lake.read_day(USER_FEATURES, day), scorer, churn,
                                   input_frame(lake, USERS, versions), versions)
     try:
-        return publish_portrait(lake, day, rows).rows  # quality gate, atomic write, tag changes
+        unscored = UNSCORED_COLUMNS if scorer is None else ()
+        return publish_portrait(lake, day, rows, unscored).rows  # quality gate, atomic write, tag changes
     finally:
         scored.unpersist()
 
 
-def _scorers(lake: Lakehouse, day: dt.date, model_uri: str | None) -> tuple[Scorer, Scorer | None, dict]:
+def _scorers(lake: Lakehouse, day: dt.date, model_uri: str | None) -> tuple[Scorer | None, Scorer | None, dict]:
     """The purchase and churn scorers of a run, training first the targets that need it (none when
     ``model_uri`` names the model to score with)."""
     if model_uri is not None:
         tracking.use_store(lake.cfg)  # the URI names a model of the configured registry
-        return load_scorer(model_uri), churn_scorer(lake.cfg), {}
+        return load_scorer(model_uri), churn_scorer(lake.cfg), Trained()
     trained = train_targets(lake, day, targets_to_train(lake.cfg))
-    scorer = scorer_after_training(lake.cfg, trained.get(PURCHASE_TARGET))
-    if PURCHASE_TARGET not in trained:
+    if PURCHASE_TARGET in trained or PURCHASE_TARGET in trained.skipped:
+        # Trained now: a model that learnt too little leaves the scores null until one has learnt enough.
+        scorer = target_scorer(lake.cfg, PURCHASE_TARGET, trained)
+    else:
+        scorer = scorer_after_training(lake.cfg, None)  # NoModelError without a champion
+    if PURCHASE_TARGET not in trained and scorer is not None:
         log.info("scoring with the champion %s (model.daily_training: %s)", scorer.uri,
                  lake.cfg.model.daily_training)
-    return scorer, churn_scorer(lake.cfg, trained.get(CHURN_TARGET)), trained
+    return scorer, churn_scorer(lake.cfg, trained), trained
 
 
 def run(lake: Lakehouse, day: dt.date, model_uri: str | None = None, git_commit: str | None = None) -> ScoreResult:
@@ -178,7 +199,7 @@ def run(lake: Lakehouse, day: dt.date, model_uri: str | None = None, git_commit:
         pseudonym_key()  # the BI tables need it: a missing key fails now, not after training
         run.input_versions = input_versions(lake)
         scorer, churn, trained = _scorers(lake, day, model_uri)
-        run.mlflow_run_id = scorer.run_id
+        run.mlflow_run_id = None if scorer is None else scorer.run_id
         with timed(f"portrait {day}"):
             rows = write_portrait(lake, day, scorer, churn, run.input_versions)
         with timed(f"bi tables and report {day}"):

@@ -15,10 +15,12 @@ from pyspark.sql import DataFrame
 
 from portrait import audit
 from portrait.config import Config
+from portrait.config.model import ModelConfig
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.model.evaluation import evaluate_model
 from portrait.model.explain import Explanation, explain_model
+from portrait.model.gate import NothingToLearnError, check_learnable, lift_refusal, set_size
 from portrait.model.pipeline import WEIGHT, build_pipeline
 from portrait.model.promotion import PromotionDecision, promote
 from portrait.model.scoring import score
@@ -43,7 +45,7 @@ PURCHASE_TARGET = "purchase"
 CHURN_TARGET = "churn"
 
 
-class NotEnoughHistoryError(ValueError):
+class NotEnoughHistoryError(NothingToLearnError):
     """The snapshot dates of a training run have no feature rows: the data does not reach back far enough."""
 
 
@@ -58,6 +60,7 @@ class TrainingResult:
     test_rows: int
     explanation: Explanation | None = None
     promotion: PromotionDecision | None = None
+    refusal: str | None = None  # why the model was logged but not registered (no lift over its baselines)
 
 
 def target_config(cfg: Config, target: str) -> Config:
@@ -100,16 +103,24 @@ def training_sets(lake: Lakehouse, run_date: dt.date,
     return dates, train, test
 
 
-def _check_not_empty(train: DataFrame, test: DataFrame, target: str, dates: list[dt.date], run_date: dt.date,
-                     horizon: int) -> None:
-    for rows, side in ((train, "training"), (test, "test")):
-        if rows.isEmpty():
-            train.unpersist()
-            test.unpersist()
-            raise NotEnoughHistoryError(
-                f"target {target!r}: no {side} rows on the snapshot dates {', '.join(map(str, dates))} (label "
-                f"horizon {horizon} days before {run_date}); the input tables need events "
-                f"before {dates[0]}, or lower model.training_snapshots / model.snapshot_step_days")
+def _check_learnable(train: DataFrame, test: DataFrame, target: str, dates: list[dt.date], run_date: dt.date,
+                     settings: ModelConfig) -> int:
+    """The training rows, once both sets are known to hold enough to learn from (portrait/model/gate.py)."""
+    sizes = {"training": set_size(train), "test": set_size(test)}
+    try:
+        for side, size in sizes.items():
+            if size.rows == 0:
+                raise NotEnoughHistoryError(
+                    f"target {target!r} has too little history to learn from: no {side} rows on the snapshot "
+                    f"dates {', '.join(map(str, dates))} "
+                    f"(label horizon {settings.label_horizon_days} days before {run_date}); the input tables need "
+                    f"events before {dates[0]}, or lower model.training_snapshots / model.snapshot_step_days")
+        check_learnable(target, sizes["training"], sizes["test"], settings)
+    except NothingToLearnError:
+        train.unpersist()
+        test.unpersist()
+        raise
+    return sizes["training"].rows
 
 
 def _fit(cfg: Config, train: DataFrame) -> tuple[PipelineModel, dict[str, float], dict[str, float]]:
@@ -131,13 +142,15 @@ def train(lake: Lakehouse, run_date: dt.date, target: str = PURCHASE_TARGET) -> 
     for evaluation (a time-based split), the others train. The run logs the evaluation against the random
     and RFM baselines (metrics, tables, plots), the explanation (top features, what reason codes need) and,
     when the model is registered, the promotion decision against the current champion on the same test rows.
+    Sets with too little to learn from raise :class:`NothingToLearnError` before the fit; a model without lift
+    over its baselines is logged with ``refusal`` set and never registered (portrait/model/gate.py).
     """
     cfg = target_config(lake.cfg, target)
     lake = lake.with_config(cfg)
     settings = cfg.model
     dates, train_rows, test = training_sets(lake, run_date, target)
     test, train_rows = test.cache(), train_rows.cache()  # test: evaluated, logged and scored by the champion
-    _check_not_empty(train_rows, test, target, dates, run_date, settings.label_horizon_days)
+    train_count = _check_learnable(train_rows, test, target, dates, run_date, settings)
     labelled_train = train_rows  # the cached rows; weights below are a column over them
     if settings.class_weights:
         train_rows = train_rows.transform(class_weights(WEIGHT))
@@ -147,17 +160,19 @@ def train(lake: Lakehouse, run_date: dt.date, target: str = PURCHASE_TARGET) -> 
         metrics = {**report.metrics, **tuning_metrics}
     with timed("explain"):
         explanation = explain_model(model, train_rows, settings.vocabulary_tokens)
-    train_count = train_rows.count()
     labelled_train.unpersist()
+    refusal = lift_refusal(metrics, settings.baseline_margin)
     versions = {f"input_version_{t.name}": lake.version(t) for t in (CLICKSTREAM, ORDERS)}
     params = {"run_date": run_date.isoformat(), "snapshot_dates": ",".join(d.isoformat() for d in dates),
               "train_rows": train_count, "test_rows": int(metrics["rows"]), **versions,
               **settings.model_dump(), **tuning_params, "target": target}
     with timed("log model to MLflow"):
         logged = tracking.log_training_run(cfg, model, test, params, metrics, run_name=f"train-{target}-{run_date}",
-                                           evaluation=report, explanation=explanation)
+                                           evaluation=report, explanation=explanation, refusal=refusal)
     decision = None
-    if logged.registered_version is not None:
+    if refusal is not None:
+        log.warning("target %r: the model is not registered: %s (MLflow run %s)", target, refusal, logged.run_id)
+    elif logged.registered_version is not None:
         with timed("promotion"):
             decision = promote(cfg, logged, test, metrics["auc_roc"])
         log.info("model version %s: %s (challenger AUC %.4f, champion AUC %s, margin %.4f)",
@@ -165,7 +180,7 @@ def train(lake: Lakehouse, run_date: dt.date, target: str = PURCHASE_TARGET) -> 
                  "none" if decision.champion_auc is None else f"{decision.champion_auc:.4f}", decision.margin)
     test.unpersist()
     return TrainingResult(model, logged.run_id, logged.model_uri, logged.registered_version, metrics,
-                          train_count, int(metrics["rows"]), explanation, decision)
+                          train_count, int(metrics["rows"]), explanation, decision, refusal)
 
 
 class Trained(dict):
@@ -176,19 +191,21 @@ class Trained(dict):
         self.skipped: dict[str, str] = {}
 
 
-def train_targets(lake: Lakehouse, day: dt.date, targets: list[str]) -> Trained:
-    """Train each of ``targets`` (purchase first); a secondary target without enough history is skipped with
-    a warning (churn looks 30 days ahead: its portrait column waits), the purchase target's error is raised."""
+def train_targets(lake: Lakehouse, day: dt.date, targets: list[str], required: tuple[str, ...] = ()) -> Trained:
+    """Train each of ``targets`` (purchase first); a target with too little to learn from is skipped with a
+    warning that gives the numbers (churn looks 30 days ahead; a young shop has few buyers): nothing is
+    registered for it, and its portrait columns stay empty unless an earlier champion scores them. For a
+    target of ``required`` the :class:`NothingToLearnError` is raised instead."""
     trained = Trained()
     for target in targets:
         with timed("train" if target == PURCHASE_TARGET else f"train {target}"):
             try:
                 trained[target] = train(lake, day, target)
-            except NotEnoughHistoryError as exc:
-                if target == PURCHASE_TARGET:
+            except NothingToLearnError as exc:
+                if target in required:
                     raise
                 trained.skipped[target] = str(exc)
-                log.warning("%s; its portrait column stays empty until then", exc)
+                log.warning("%s", exc)
     return trained
 
 
@@ -211,10 +228,11 @@ def targets_to_train(cfg: Config) -> list[str]:
 
 def run(lake: Lakehouse, day: dt.date, git_commit: str | None = None) -> Trained:
     """The train task (the weekly job): every target of ``model.targets``, recorded in ``job_runs`` as job
-    ``train`` with the purchase model's MLflow run."""
+    ``train`` with the purchase model's MLflow run. The job fails when the purchase target has too little to
+    learn from: a training job that cannot train says so where the scheduler shows it."""
     with audit.recorded(lake, JOB, day, git_commit) as run:
         run.input_versions = input_versions(lake)
-        trained = train_targets(lake, day, list(lake.cfg.model.targets))
+        trained = train_targets(lake, day, list(lake.cfg.model.targets), required=(PURCHASE_TARGET,))
         purchase = trained[PURCHASE_TARGET]
         run.mlflow_run_id = purchase.run_id
         run.rows_in = purchase.train_rows + purchase.test_rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import mlflow
 import pytest
 from pyspark.sql import functions as F
@@ -14,6 +16,7 @@ from portrait.model.scoring import SCORE, score
 from portrait.privacy import person_key_of, pseudonym_key
 from portrait.schemas import (
     CLICKSTREAM,
+    CUSTOMER_VALUE,
     IDENTITY_GRAPH,
     ITEMS,
     MONITORING,
@@ -104,6 +107,34 @@ def test_portrait_rows_carry_churn_attributes_interests_risk_and_lineage(spark, 
     assert recorded == {c.name: io.table_version(spark, cfg, c) for c in (CLICKSTREAM, ORDERS, ITEMS, USERS, REVIEWS,
                                                                               IDENTITY_GRAPH) if io.table_version(spark, cfg, c) is not None}
     portrait.unpersist()
+
+
+def test_every_customer_with_a_paid_order_has_a_value_row_that_the_portrait_repeats(spark, default_run):
+    cfg, _, _ = default_run
+    values = io.read_table(spark, cfg, CUSTOMER_VALUE).where(F.col("dt") == F.lit(RUN_DATE).cast("date")).cache()
+    paid = io.read_table(spark, cfg, ORDERS).where((F.col("status") == "paid") & (F.col("dt") <= RUN_DATE))
+    assert values.select("user_id").exceptAll(paid.select("user_id").distinct()).isEmpty()
+    assert values.count() == paid.select("user_id").distinct().count() > 0
+    # The models were fitted on this history: one MLflow run, every customer predicted.
+    [(run_id,)] = values.select("value_model_run_id").distinct().collect()
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.data.metrics["bgnbd_customers"] == values.count()
+    predicted = values.agg(*[F.count(c).alias(c) for c in ("p_alive", "expected_purchases_90d", "clv")]).first()
+    assert set(predicted) == {values.count()}
+    assert values.where((F.col("p_alive") < 0) | (F.col("p_alive") > 1) | (F.col("clv") < 0)).isEmpty()
+    assert values.where((F.col("frequency") == 0) & (F.col("p_alive") != 1.0)).isEmpty()
+    # Repeat buyers are expected to buy more than one-off buyers of the same age.
+    by_repeat = {r[0]: r[1] for r in values.groupBy(F.col("frequency") > 0).agg(F.avg("expected_purchases_90d"))
+                 .collect()}
+    assert by_repeat[True] > by_repeat[False]
+    # The portrait repeats the value columns of its persons; persons without a paid order have none.
+    columns = ["p_alive", "expected_purchases_90d", "expected_order_value", "clv"]
+    portrait = _portrait(spark, cfg, RUN_DATE)
+    joined = portrait.join(values.select("user_id", *[F.col(c).alias(f"v_{c}") for c in columns]), "user_id", "left")
+    same = functools.reduce(lambda a, b: a & b, [F.col(c).eqNullSafe(F.col(f"v_{c}")) for c in columns])
+    differing = joined.where(~same)
+    assert differing.isEmpty() and joined.where(F.col("p_alive").isNotNull()).count() > 0
+    values.unpersist()
 
 
 def test_mlflow_holds_the_run_with_params_metrics_and_a_registered_model(default_run):

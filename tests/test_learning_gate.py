@@ -23,7 +23,7 @@ from portrait.model import tracking
 from portrait.model.evaluation import binary_metrics
 from portrait.model.gate import NothingToLearnError, SetSize, check_learnable, lift_refusal, set_size
 from portrait.publish.assemble import UNSCORED_COLUMNS
-from portrait.schemas import PUBLISH_CHECKS, USER_PORTRAIT
+from portrait.schemas import CUSTOMER_VALUE, PUBLISH_CHECKS, USER_PORTRAIT
 from portrait.stages import train
 from tests.conftest import make_config
 
@@ -116,6 +116,10 @@ def test_a_young_shop_gets_a_portrait_with_rule_tags_and_null_scores_and_no_mode
     unscored = portrait.agg(*[F.count(F.col(c)).alias(c) for c in (*UNSCORED_COLUMNS, "churn_score")]).first()
     assert unscored.asDict() == dict.fromkeys((*UNSCORED_COLUMNS, "churn_score"), 0)
     assert portrait.where(F.size("reason_codes") > 0).isEmpty()
+    # 43 customers are too few for the value models too: every buyer has a value row, without predictions.
+    values = lake.read_day(CUSTOMER_VALUE, DAY)
+    assert values.count() > 0 and values.where(F.col("p_alive").isNotNull() | F.col("clv").isNotNull()).isEmpty()
+    assert portrait.where(F.col("p_alive").isNotNull()).isEmpty()
     # Rule and statistical tags are published as on any day: every person has a lifecycle and an RFM tag.
     tagged = portrait.where(F.exists("tags", lambda t: t.startswith("lifecycle_"))
                             & F.exists("tags", lambda t: t.startswith("rfm_")))

@@ -25,7 +25,7 @@ DAYS = [DAY1 + dt.timedelta(days=k) for k in range(3)]
 
 @pytest.fixture(scope="module")
 def shop(spark, tmp_path_factory):
-    cfg = make_config(tmp_path_factory.mktemp("ops"), GENERATE__USERS="300", GENERATE__DAYS="35", **FAST_MODEL)
+    cfg = make_config(tmp_path_factory.mktemp("ops"), GENERATE__USERS="1000", GENERATE__DAYS="35", **FAST_MODEL)
     ingest.generate(Lakehouse(spark, cfg), end_date=DAYS[-1])
     return cfg
 

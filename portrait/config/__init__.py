@@ -26,7 +26,7 @@ from portrait.config.features import FeaturesConfig, LifecycleRules
 from portrait.config.ingest import GENERIC_TARGET_FIELDS, GenericFormatConfig, IdentityConfig, IngestConfig
 from portrait.config.lakehouse import LakehouseConfig, MaintenanceConfig, TablesConfig
 from portrait.config.loader import BASE_FILE_NAME, ENV_PREFIX, load_config
-from portrait.config.model import MlflowConfig, ModelConfig, TuningConfig
+from portrait.config.model import MlflowConfig, ModelConfig, TuningConfig, ValueConfig
 from portrait.config.operations import (
     BiConfig,
     GenerateConfig,
@@ -42,6 +42,6 @@ __all__ = [
     "BASE_FILE_NAME", "ENV_PREFIX", "GENERIC_TARGET_FIELDS", "TAG_CODE", "BiConfig", "Config", "ConfigError",
     "FeaturesConfig", "GenerateConfig", "GenericFormatConfig", "IdentityConfig", "IngestConfig", "LakehouseConfig",
     "LifecycleRules", "MaintenanceConfig", "MlflowConfig", "ModelConfig", "MonitoringConfig", "PrivacyConfig",
-    "PublishConfig", "SparkConfig", "TablesConfig", "TagDefinition", "TuningConfig", "check_identifier",
+    "PublishConfig", "SparkConfig", "TablesConfig", "TagDefinition", "TuningConfig", "ValueConfig", "check_identifier",
     "check_tag_hierarchy", "load_config",
 ]

@@ -95,6 +95,21 @@ class ModelConfig(_Section):
         return value
 
 
+class ValueConfig(_Section):
+    """Customer value: BG/NBD and Gamma-Gamma fitted on every date's purchase history (portrait/model/value.py)."""
+
+    enabled: bool = True
+    retention_days: int = Field(
+        1095, ge=30, le=3650, description="Purchase history the models see: customers with a paid order in it.")
+    clv_periods: int = Field(12, ge=1, le=120, description="CLV horizon in periods of 30 days.")
+    margin: float = Field(1.0, gt=0.0, le=1.0, description="Share of an order's value that is margin (1: revenue).")
+    discount_rate: float = Field(0.01, ge=0.0, le=1.0, description="Discount rate per 30-day period.")
+    max_fit_rows: int = Field(
+        200_000, ge=1000, description="Summary rows the fit reads on the driver; a larger summary is sampled.")
+    min_customers: int = Field(100, ge=10, description="Fewer customers with an order: no fit, value columns null.")
+    seed: int = 42
+
+
 class MlflowConfig(_Section):
     """Where runs and models are tracked."""
 

@@ -13,7 +13,7 @@ from portrait.config.base import _Section
 from portrait.config.features import FeaturesConfig
 from portrait.config.ingest import IdentityConfig, IngestConfig
 from portrait.config.lakehouse import LakehouseConfig, MaintenanceConfig, TablesConfig
-from portrait.config.model import MlflowConfig, ModelConfig
+from portrait.config.model import MlflowConfig, ModelConfig, ValueConfig
 from portrait.config.operations import (
     BiConfig,
     GenerateConfig,
@@ -36,6 +36,7 @@ class Config(_Section):
     tables: TablesConfig = TablesConfig()
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
+    value: ValueConfig = ValueConfig()
     mlflow: MlflowConfig
     generate: GenerateConfig = GenerateConfig()
     spark: SparkConfig = SparkConfig()

@@ -293,6 +293,18 @@ def log_monitoring(cfg: Config, day, rows: list[Check]) -> str:
         return run.info.run_id
 
 
+def log_value_fit(cfg: Config, day, params: dict[str, float], metrics: dict[str, float]) -> str:
+    """Log a date's customer value fit (BG/NBD and Gamma-Gamma parameters, likelihoods, customers) as one
+    MLflow run in the experiment ``<mlflow.experiment>_value``; returns the run id."""
+    settings = cfg.mlflow.model_copy(update={"experiment": f"{cfg.mlflow.experiment}_value"})
+    experiment_id = use_experiment(cfg.model_copy(update={"mlflow": settings}))
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"value-{day}") as run:
+        mlflow.set_tags({"portrait.job": "value", "portrait.date": str(day)})
+        mlflow.log_params({**params, **cfg.value.model_dump()})
+        mlflow.log_metrics(metrics)
+        return run.info.run_id
+
+
 RETRAIN_TAG = "portrait.retrain_required"
 ERASURE_TAG = "portrait.erasure_requests"
 

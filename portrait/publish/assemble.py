@@ -21,6 +21,7 @@ from portrait.privacy import person_key
 from portrait.publish.tags import apply_tags
 from portrait.schemas import PERSON_KEY_COLUMN, USER_PORTRAIT
 from portrait.schemas.partitions import date_literal
+from portrait.schemas.published import PORTRAIT_VALUE_COLUMNS
 
 REASON_CODES = "reason_codes"
 CHURN_SCORE = "churn_score"
@@ -162,8 +163,9 @@ def _with_scores(cuts: CutPoints, propensity: Column, churn: Column) -> Transfor
 
 def _with_person(columns: Sequence[str], pseudonym_key: bytes, labels: dict[str, tuple[str, str]],
                  high_refund_rate: float) -> Transformation:
-    """Person key, base attributes, segment labels, value tier, top category and the refund risk flag;
-    ``columns`` are those of the scored rows (attributes they lack are null)."""
+    """Person key, base attributes, segment labels, value tier, top category, the refund risk flag and the
+    customer value columns; ``columns`` are those of the scored rows (attributes and values they lack are
+    null)."""
 
     def transform(rows: DataFrame) -> DataFrame:
         return (
@@ -178,6 +180,7 @@ def _with_person(columns: Sequence[str], pseudonym_key: bytes, labels: dict[str,
             .withColumn("top_category", F.col("top_category_30d"))
             .withColumn("high_refund_rate", F.coalesce(F.col("refund_rate_90d") >= F.lit(high_refund_rate),
                                                        F.lit(False)))
+            .withColumns({c: _optional(columns, c, "double") for c in PORTRAIT_VALUE_COLUMNS})
         )
 
     return transform

@@ -149,3 +149,35 @@ USER_FEATURES = TableContract(
     partition_by=("dt",),
     key=("user_id", "dt"),
 )
+
+# The value columns every customer_value row carries and user_portrait repeats for its persons.
+VALUE_PREDICTIONS: tuple[tuple[str, str], ...] = (
+    ("p_alive", "Probability the customer has not dropped out (BG/NBD); 1 without a repeat purchase."),
+    ("expected_purchases_30d", "Expected purchase days in the 30 days after dt (BG/NBD)."),
+    ("expected_purchases_90d", "Expected purchase days in the 90 days after dt (BG/NBD)."),
+    ("expected_purchases_365d", "Expected purchase days in the 365 days after dt (BG/NBD)."),
+    ("expected_order_value", "Expected value of a purchase day (Gamma-Gamma): the customer's mean shrunk towards the population's."),
+    ("clv", "Expected margin over value.clv_periods periods of 30 days after dt, discounted by value.discount_rate per period."),
+)
+
+CUSTOMER_VALUE = TableContract(
+    name="customer_value",
+    description="Every customer with a paid order in value.retention_days to dt: purchase history summary and "
+                "its BG/NBD and Gamma-Gamma predictions (null when too few customers to fit).",
+    schema=T.StructType(
+        [
+            _col("user_id", T.StringType(), "Person id (stitched when an identity graph exists).", False),
+            _col("frequency", T.IntegerType(), "Repeat purchase days: days with a paid order after the first, in the retention window.", False),
+            _col("recency_days", T.IntegerType(), "Days from the first to the last purchase day.", False),
+            _col("age_days", T.IntegerType(), "Days from the first purchase day to dt.", False),
+            _col("mean_repeat_value", T.DoubleType(), "Mean paid amount of the repeat purchase days; null without one."),
+            *[_col(name, T.DoubleType(), f"{comment} Null when the models were not fitted.") for name, comment in VALUE_PREDICTIONS],
+            _col("value_model_run_id", T.StringType(), "MLflow run of the fit the predictions come from; null when not fitted."),
+            _col("dt", T.DateType(), "Date the history runs to (end of day); partition column.", False),
+        ]
+    ),
+    partition_by=("dt",),
+    key=("user_id", "dt"),
+    checks=(("valid_value", "frequency >= 0 AND recency_days BETWEEN 0 AND age_days "
+                            "AND (p_alive IS NULL OR p_alive BETWEEN 0 AND 1) AND (clv IS NULL OR clv >= 0)"),),
+)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from pyspark.sql import types as T
 
 from portrait.schemas.contract import PERSON_ID_COLUMNS, PERSON_KEY_COLUMN, TableContract, _col
-from portrait.schemas.features import _SCORED_KEYS
+from portrait.schemas.features import _SCORED_KEYS, VALUE_PREDICTIONS
+
+# The customer_value columns the portrait repeats for its persons.
+PORTRAIT_VALUE_COLUMNS: tuple[str, ...] = ("p_alive", "expected_purchases_90d", "expected_order_value", "clv")
 
 # Delta refuses NOT NULL inside arrays, so the elements are nullable in the schema (never null in practice).
 _INPUT_VERSIONS = T.ArrayType(T.StructType([T.StructField("table", T.StringType()),
@@ -51,6 +54,9 @@ USER_PORTRAIT = TableContract(
             _col("churn_score", T.DoubleType(), "Churn model probability of no activity in the model.churn_horizon_days after dt; null when churn is not among model.targets or has no champion."),
             _col("churn_decile", T.IntegerType(), "Decile of churn_score among users on dt (10 = most likely to churn); null with churn_score."),
             _col("churn_reason_codes", T.ArrayType(T.StringType(), True), "Top three reasons for churn_score in words, each with its log-odds contribution; empty without a churn score or explanation.", False),
+            # customer value (customer_value of dt)
+            *[_col(name, T.DoubleType(), f"{comment} Null without a paid order in value.retention_days or before the value models could be fitted.")
+              for name, comment in VALUE_PREDICTIONS if name in PORTRAIT_VALUE_COLUMNS],
             # risk flags
             _col("bot_suspect", T.BooleanType(), "Risk flag: machine-like activity (user_features.bot_suspect).", False),
             _col("high_refund_rate", T.BooleanType(), "Risk flag: user_features.refund_rate_90d at or above features.high_refund_rate.", False),

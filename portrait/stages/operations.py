@@ -20,6 +20,7 @@ from portrait.model import tracking
 from portrait.schemas import (
     ALL_TABLES,
     CLICKSTREAM,
+    CUSTOMER_VALUE,
     IDENTITY_GRAPH,
     INPUT_TABLES,
     ITEMS,
@@ -110,8 +111,11 @@ def replay_portrait(lake: Lakehouse, job_run_id: str) -> Iterator[DataFrame]:
     scorer, churn = _recorded_scorers(lake, run, day)
     inputs = {c.name for c in (*INPUT_TABLES, IDENTITY_GRAPH)}
     recorded_inputs = {name: version for name, version in versions.items() if name in inputs}
+    # The value rows as the run wrote them (runs recorded before customer_value existed have none).
+    value_version = outputs.get(CUSTOMER_VALUE.name)
+    value_rows = None if value_version is None else lake.read_day(CUSTOMER_VALUE, day, version=value_version)
     portrait, scored = score.portrait_frame(lake.cfg, day, published, scorer, churn,
-                                            score.input_frame(lake, USERS, versions), recorded_inputs)
+                                            score.input_frame(lake, USERS, versions), recorded_inputs, value_rows)
     try:
         yield portrait
     finally:

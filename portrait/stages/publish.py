@@ -59,7 +59,8 @@ def publish_portrait(lake: Lakehouse, day: dt.date, portrait_rows: DataFrame,
                     "; ".join(check.describe() for check in failed))
         if lake.cfg.publish.enforce:
             raise quality.QualityGateFailed(day, failed)
-    lake.relax_to_contract(USER_PORTRAIT)  # a table written before a model's columns could be null
+    lake.add_missing_columns(USER_PORTRAIT)  # a table written by an older portrait: new columns, relaxed ones
+    lake.relax_to_contract(USER_PORTRAIT)
     rows = lake.replace_day(USER_PORTRAIT, portrait_rows, day)
     write_changes(lake, day)
     return Published(rows, checks)

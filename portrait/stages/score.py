@@ -30,8 +30,10 @@ from portrait.publish.assemble import (
     cut_points,
     with_user_attributes,
 )
-from portrait.schemas import USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT, USERS
+from portrait.schemas import CUSTOMER_VALUE, USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT, USERS
+from portrait.schemas.published import PORTRAIT_VALUE_COLUMNS
 from portrait.stages import bi, features
+from portrait.stages import value as customer_value
 from portrait.stages.base import input_versions, timed
 from portrait.stages.publish import check_tag_registry, publish_portrait
 from portrait.stages.train import (
@@ -48,7 +50,7 @@ log = logging.getLogger(__name__)
 
 JOB = "score"
 # The tables a scoring run writes and records: replay reads its features and rollups at these versions.
-OUTPUT_TABLES = (USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT)
+OUTPUT_TABLES = (USER_DAILY_ACTIVITY, USER_FEATURES, CUSTOMER_VALUE, USER_PORTRAIT)
 
 
 @dataclass(frozen=True)
@@ -117,11 +119,14 @@ def churn_scorer(cfg: Config, trained: Trained | None = None) -> Scorer | None:
 
 
 def portrait_frame(cfg: Config, day: dt.date, features_of_day: DataFrame, scorer: Scorer | None,
-                   churn: Scorer | None, users: DataFrame | None,
-                   versions: dict[str, int]) -> tuple[DataFrame, DataFrame]:
+                   churn: Scorer | None, users: DataFrame | None, versions: dict[str, int],
+                   value_rows: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
     """Portrait rows of ``day`` from its feature rows, and the cached scored rows (unpersist after use).
-    Without ``scorer`` the purchase model's columns are null."""
+    Without ``scorer`` the purchase model's columns are null; ``value_rows`` (``customer_value`` of ``day``)
+    give the value columns (else null)."""
     scored = features_of_day
+    if value_rows is not None:
+        scored = scored.join(value_rows.select("user_id", *PORTRAIT_VALUE_COLUMNS), "user_id", "left")
     if scorer is not None and scorer.explanation is not None:
         scored = scored.transform(reason_codes(scorer.model, scorer.explanation, score_output=SCORE))
     elif scorer is not None:
@@ -161,9 +166,10 @@ def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer | None, churn: 
     """
     check_tag_registry(lake)
     features.ensure(lake, [day])
+    value_rows = customer_value.compute(lake, day)
     versions = input_versions(lake) if versions is None else versions
     rows, scored = portrait_frame(lake.cfg, day, lake.read_day(USER_FEATURES, day), scorer, churn,
-                                  input_frame(lake, USERS, versions), versions)
+                                  input_frame(lake, USERS, versions), versions, value_rows)
     try:
         unscored = UNSCORED_COLUMNS if scorer is None else ()
         return publish_portrait(lake, day, rows, unscored).rows  # quality gate, atomic write, tag changes

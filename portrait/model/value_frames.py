@@ -1,0 +1,98 @@
+"""Customer value in Spark: the per-customer purchase summary, the fit's bounded input, and the predictions.
+
+The summary is built from ``user_daily_activity`` (one row per person and day, orders already rolled up and
+persons stitched): a purchase day is a day with a paid order. The fit itself runs on the driver
+(portrait/model/value.py) over the summary grouped by (frequency, recency, age), which has far fewer rows than
+customers; predictions for every customer run in Spark, as a vectorised (Arrow) function because the BG/NBD
+expectation needs the Gauss hypergeometric function, which Spark has no built-in for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from portrait.config.model import ValueConfig
+from portrait.features.dates import Transformation
+from portrait.model import value
+from portrait.schemas import VALUE_PREDICTIONS
+from portrait.schemas.partitions import date_literal
+
+SUMMARY_COLUMNS = ("frequency", "recency_days", "age_days", "mean_repeat_value")
+_PREDICTIONS = T.StructType([T.StructField(name, T.DoubleType()) for name, _ in VALUE_PREDICTIONS])
+
+
+def value_summary(day: dt.date, retention_days: int) -> Transformation:
+    """``user_daily_activity`` rows → one row per person with a paid order in the ``retention_days`` to ``day``:
+    ``frequency`` (purchase days after the first), ``recency_days``, ``age_days``, ``mean_repeat_value`` (null
+    without a repeat purchase day) and ``dt`` = ``day``."""
+
+    def transform(activity: DataFrame) -> DataFrame:
+        buys = activity.where((F.col("dt") <= date_literal(day))
+                              & (F.col("dt") > F.date_sub(date_literal(day), retention_days))
+                              & (F.col("paid_orders") > 0))
+        per_person = buys.groupBy("user_id").agg(
+            F.min("dt").alias("first"), F.max("dt").alias("last"), F.count(F.lit(1)).alias("days"),
+            F.sum("paid_amount").alias("spend"), F.min_by("paid_amount", "dt").alias("first_spend"))
+        frequency = (F.col("days") - 1).cast("int")
+        return per_person.select(
+            "user_id", frequency.alias("frequency"),
+            F.datediff("last", "first").alias("recency_days"),
+            F.datediff(date_literal(day), "first").alias("age_days"),
+            F.when(frequency > 0, (F.col("spend") - F.col("first_spend")) / frequency).alias("mean_repeat_value"),
+            date_literal(day).alias("dt"))
+
+    return transform
+
+
+def fit_input(summary: DataFrame, settings: ValueConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows the driver fits on: the summary grouped by (frequency, recency, age) with a ``weight``, and the
+    repeat customers' (frequency, mean value) for the spend model; each at most ``value.max_fit_rows`` rows (a
+    seeded sample of a larger one, weights kept)."""
+    grouped = summary.groupBy("frequency", "recency_days", "age_days").agg(F.count(F.lit(1)).alias("weight"))
+    spend = summary.where(F.col("mean_repeat_value") > 0).select("frequency", "mean_repeat_value")
+    return _bounded(grouped, settings), _bounded(spend, settings)
+
+
+def _bounded(frame: DataFrame, settings: ValueConfig) -> pd.DataFrame:
+    rows = frame.count()
+    if rows > settings.max_fit_rows:
+        frame = frame.sample(fraction=settings.max_fit_rows / rows, seed=settings.seed)
+    # Sorted: the likelihood is a sum, and a sum in another order differs in its last bits, and so would the
+    # fit and every prediction of a re-run.
+    collected = frame.toPandas()
+    return collected.sort_values(list(collected.columns), ignore_index=True)
+
+
+def with_predictions(purchases: value.BgNbd | None, spend: value.GammaGamma | None, settings: ValueConfig,
+                     run_id: str | None) -> Transformation:
+    """Summary rows → the ``customer_value`` columns: the predictions of the fitted models (null without)."""
+
+    def predict(frequency: pd.Series, recency: pd.Series, age: pd.Series, mean_value: pd.Series) -> pd.DataFrame:
+        x, t_x, T, m = (s.to_numpy(dtype=float, na_value=np.nan) for s in (frequency, recency, age, mean_value))
+        return pd.DataFrame({
+            "p_alive": value.probability_alive(purchases, x, t_x, T),
+            **{f"expected_purchases_{days}d": value.expected_purchases(purchases, days, x, t_x, T)
+               for days in (30, 90, 365)},
+            "expected_order_value": value.expected_order_value(spend, x, m),
+            "clv": value.customer_lifetime_value(purchases, spend, x, t_x, T, m, settings.clv_periods,
+                                                 settings.margin, settings.discount_rate),
+        })
+
+    def transform(summary: DataFrame) -> DataFrame:
+        if purchases is None or spend is None:
+            predictions: list[Column] = [F.lit(None).cast("double").alias(name) for name, _ in VALUE_PREDICTIONS]
+        else:
+            predicted = F.pandas_udf(predict, _PREDICTIONS)(*[F.col(c) for c in SUMMARY_COLUMNS])
+            # NaN (an unbounded expectation when a <= 1) is unknown: null.
+            predictions = [F.when(~F.isnan(predicted[name]), predicted[name]).alias(name)
+                           for name, _ in VALUE_PREDICTIONS]
+        return summary.select("user_id", *SUMMARY_COLUMNS, *predictions,
+                              F.lit(run_id).cast("string").alias("value_model_run_id"), "dt")
+
+    return transform

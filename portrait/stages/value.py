@@ -1,0 +1,64 @@
+"""The value step of a scoring run: the ``customer_value`` partition of a date, every customer with a paid
+order in ``value.retention_days``, with BG/NBD and Gamma-Gamma predictions (portrait/model/value.py).
+
+The models are fitted afresh each date on the history to that date (a fit takes a fraction of a second on the
+grouped summary); parameters and likelihoods go to MLflow. Too few customers, or no repeat purchase to learn
+from: the rows are written with null predictions and a warning says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from pyspark.sql import DataFrame
+
+from portrait.lakehouse import Lakehouse
+from portrait.model import tracking, value
+from portrait.model.value_frames import fit_input, value_summary, with_predictions
+from portrait.schemas import CUSTOMER_VALUE, USER_DAILY_ACTIVITY
+from portrait.stages.base import timed
+
+log = logging.getLogger(__name__)
+
+
+def _fit(lake: Lakehouse, day: dt.date, summary: DataFrame) -> tuple[value.BgNbd | None, value.GammaGamma | None,
+                                                                      str | None]:
+    """The fitted models and their MLflow run, or (None, None, None) when the history cannot be fitted."""
+    settings = lake.cfg.value
+    grouped, spend_rows = fit_input(summary, settings)
+    try:
+        purchases = value.fit_bgnbd(grouped["frequency"], grouped["recency_days"], grouped["age_days"],
+                                    grouped["weight"], min_customers=settings.min_customers)
+        spend = value.fit_gamma_gamma(spend_rows["frequency"], spend_rows["mean_repeat_value"],
+                                      min_customers=max(10, settings.min_customers // 2))
+    except value.ValueFitError as exc:
+        log.warning("customer value %s: no fit, the value columns stay null: %s", day, exc)
+        return None, None, None
+    params = {"r": purchases.r, "alpha": purchases.alpha, "a": purchases.a, "b": purchases.b,
+              "p": spend.p, "q": spend.q, "v": spend.v}
+    metrics = {"bgnbd_log_likelihood": purchases.log_likelihood, "bgnbd_customers": purchases.customers,
+               "gamma_gamma_log_likelihood": spend.log_likelihood, "gamma_gamma_customers": spend.customers,
+               "population_order_value": spend.population_mean}
+    run_id = tracking.log_value_fit(lake.cfg, day, params, metrics)
+    log.info("customer value %s: BG/NBD r=%.4g alpha=%.4g a=%.4g b=%.4g over %.0f customers; Gamma-Gamma "
+             "p=%.4g q=%.4g v=%.4g (MLflow run %s)", day, purchases.r, purchases.alpha, purchases.a, purchases.b,
+             purchases.customers, spend.p, spend.q, spend.v, run_id)
+    return purchases, spend, run_id
+
+
+def compute(lake: Lakehouse, day: dt.date) -> DataFrame | None:
+    """Write the ``customer_value`` partition of ``day`` (rollups of the retention window must exist) and
+    return its rows; None when ``value.enabled`` is off."""
+    settings = lake.cfg.value
+    if not settings.enabled:
+        return None
+    with timed(f"customer value {day}"):
+        summary = lake.read(USER_DAILY_ACTIVITY).transform(value_summary(day, settings.retention_days)).cache()
+        try:
+            purchases, spend, run_id = _fit(lake, day, summary)
+            lake.replace_day(CUSTOMER_VALUE, summary.transform(with_predictions(purchases, spend, settings, run_id)),
+                             day)
+        finally:
+            summary.unpersist()
+    return lake.read_day(CUSTOMER_VALUE, day)

@@ -245,6 +245,16 @@ def test_label_churn_horizon_boundaries_and_stacked_dates(spark):
     assertDataFrameEqual(actual, expected)
 
 
+def test_an_order_is_activity_for_the_churn_label_so_an_orders_only_shop_has_both_classes(spark):
+    from portrait.model.training import activity_days, label_churn
+
+    features = spark.createDataFrame([("buyer", D, 1), ("gone", D, 2)], FEATURES)
+    clickstream = spark.createDataFrame([], "user_id string, dt date, event_type string")  # no clickstream
+    orders = spark.createDataFrame([("buyer", day(12), "o1"), ("gone", D, "o2")], "user_id string, dt date, order_id string")
+    actual = features.transform(label_churn(activity_days(clickstream, orders), horizon_days=30))
+    assertDataFrameEqual(actual, spark.createDataFrame([("buyer", D, 1, 0.0), ("gone", D, 2, 1.0)], LABELLED))
+
+
 def test_target_config_derives_the_churn_model_experiment_and_horizon(tmp_path):
     from portrait.config import ConfigError
     from tests.conftest import make_config

@@ -53,16 +53,22 @@ def label_purchases(orders: DataFrame, horizon_days: int) -> Transformation:
     return transform
 
 
-def label_churn(clickstream: DataFrame, horizon_days: int) -> Transformation:
-    """Add ``label`` = 1.0 when the user has *no* clickstream event dated in (dt, dt + horizon_days], else 0.0.
+def activity_days(clickstream: DataFrame, orders: DataFrame) -> DataFrame:
+    """(user_id, dt) of every day a person was active: any clickstream event or any order. An orders-only shop
+    (no clickstream) has activity too, so its churn label means something."""
+    return clickstream.select("user_id", "dt").unionByName(orders.select("user_id", "dt"))
+
+
+def label_churn(activity: DataFrame, horizon_days: int) -> Transformation:
+    """Add ``label`` = 1.0 when the user has *no* activity dated in (dt, dt + horizon_days], else 0.0.
 
     The churn target: the same point-in-time rule as :func:`label_purchases`, looking only forward from
-    each row's own ``dt``, with any event (view, search, cart, ...) counting as activity.
+    each row's own ``dt``. ``activity`` has ``user_id`` and ``dt`` (:func:`activity_days`: any event or order).
     """
 
     def transform(features: DataFrame) -> DataFrame:
         active_days = (
-            clickstream.where(F.col("user_id").isNotNull())
+            activity.where(F.col("user_id").isNotNull())
             .select("user_id", F.col("dt").alias("event_dt"))
             .distinct()
         )

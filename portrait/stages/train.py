@@ -25,6 +25,7 @@ from portrait.model.pipeline import WEIGHT, build_pipeline
 from portrait.model.promotion import PromotionDecision, promote
 from portrait.model.scoring import score
 from portrait.model.training import (
+    activity_days,
     class_weights,
     label_churn,
     label_purchases,
@@ -94,7 +95,8 @@ def training_sets(lake: Lakehouse, run_date: dt.date,
     if target == PURCHASE_TARGET:
         label = label_purchases(stitched(lake, ORDERS), settings.label_horizon_days)
     else:
-        label = label_churn(stitched(lake, CLICKSTREAM), settings.label_horizon_days)
+        label = label_churn(activity_days(stitched(lake, CLICKSTREAM), stitched(lake, ORDERS)),
+                            settings.label_horizon_days)
     labelled = rows.transform(label)
     if settings.split == "user_hash" or len(dates) == 1:
         train, test = split_by_user_hash(labelled, settings.test_fraction, settings.seed)

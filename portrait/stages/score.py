@@ -156,7 +156,8 @@ def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer | None, churn: 
                    versions: dict[str, int] | None = None) -> int:
     """Score the users of ``day`` and publish the ``user_portrait`` partition of ``day``; returns its rows.
 
-    Missing features of ``day`` are computed first. With the model's explanation every row gets its reason
+    Missing features of ``day`` are computed first, then its ``customer_value`` partition (portrait/stages/value.py),
+    whose value columns the rows repeat. With the model's explanation every row gets its reason
     codes; without, an empty list. Without ``scorer`` (no purchase model yet) its columns are null; ``churn``
     fills ``churn_score`` (else null). ``versions`` are the input
     table versions the run records (read at its start; default: now); the rows name them and the ``users``

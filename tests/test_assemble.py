@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from pyspark.sql import functions as F
@@ -21,6 +22,7 @@ from portrait.publish.assemble import (
     with_user_attributes,
 )
 from portrait.schemas import USER_PORTRAIT
+from portrait.schemas.published import PORTRAIT_VALUE_COLUMNS
 
 FEATURE_DAY = dt.date(2024, 6, 30)
 PORTRAIT_DAY = dt.date(2024, 7, 1)
@@ -187,6 +189,7 @@ def test_assemble_portrait_exact_rows(spark, cfg):
         "input_versions": F.array(F.struct(F.lit("clickstream").alias("table"), F.lit(7).cast("long").alias("version")),
                                   F.struct(F.lit("orders").alias("table"), F.lit(3).cast("long").alias("version"))),
         "feature_dt": F.lit(FEATURE_DAY), "dt": F.lit(PORTRAIT_DAY),
+        **{name: F.lit(None) for name in PORTRAIT_VALUE_COLUMNS},  # the scored rows carry no customer value
     }
     expected = varying.join(keys, "user_id").select(
         *[constants[f.name].cast(f.dataType).alias(f.name) if f.name in constants else F.col(f.name)
@@ -224,6 +227,25 @@ def test_without_a_purchase_model_its_columns_are_null_and_the_rest_is_assembled
     # The only buyer is on every RFM edge: most recent (R 5), and no frequency edge below it (F 1).
     assert [(row["rfm_segment"], row["recency_score"]) for row in rows] == [("new_customers", 5), ("no_purchase", 1)]
     assert ["lifecycle_active" in row["tags"] for row in rows] == [True, True]
+
+
+def test_value_tier_follows_the_predicted_value_where_there_is_one_and_past_spend_elsewhere(spark, cfg):
+    rows = [("v1", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.5, FEATURE_DAY, "active"),    # M score 5
+            ("v2", 60, 0, 2, 4, 500.0, 1, 1, 3, "c1", 0.5, FEATURE_DAY, "active"),
+            ("v3", 60, 0, 2, 1, 20.0, 1, 1, 3, "c1", 0.5, FEATURE_DAY, "active"),     # M score 1
+            ("v4", 60, 0, None, 0, 0.0, 0, 0, 3, "c1", 0.5, FEATURE_DAY, "active"),   # no order in 90 days
+            ("v5", 60, 0, None, 0, 0.0, 0, 0, 3, "c1", 0.5, FEATURE_DAY, "active")]
+    clv = {"v1": 5.0, "v2": None, "v3": 45.0, "v4": 25.0, "v5": None}
+    scored = scored_rows(spark, rows).join(spark.createDataFrame(list(clv.items()), "user_id string, clv double"),
+                                           "user_id")
+    cuts = dataclasses.replace(CUTS, clv=(10.0, 20.0, 30.0, 40.0))
+    tiers = {r["user_id"]: (r["value_tier"], "high_value" in r["tags"]) for r in scored.transform(
+        assemble_portrait(PORTRAIT_DAY, cuts, LINEAGE, KEY, tags=cfg.tags)).collect()}
+    assert tiers == {"v1": ("low", False),   # a big past spender predicted to bring little
+                     "v2": ("high", True),   # no prediction: past spend decides
+                     "v3": ("high", True),   # a small past spender predicted to bring the most
+                     "v4": ("mid", False),   # bought before the 90 days, predicted to come back
+                     "v5": ("none", False)}
 
 
 def test_segment_labels_follow_the_registry_and_unlabelled_segments_show_their_code(spark, tmp_path):

@@ -98,8 +98,12 @@ def test_portrait_rows_carry_churn_attributes_interests_risk_and_lineage(spark, 
     flags = portrait.join(features.select("user_id", "refund_rate_90d"), "user_id").where(
         F.col("high_refund_rate") != F.coalesce(F.col("refund_rate_90d") >= 0.5, F.lit(False)))
     assert flags.count() == 0
-    tiers = portrait.groupBy("value_tier").agg(F.min("monetary_score"), F.max("monetary_score")).collect()
-    assert {r[0]: (r[1], r[2]) for r in tiers if r[0] != "none"} == {"high": (5, 5), "mid": (3, 4), "low": (1, 2)}
+    # value tiers follow the predicted value: ordered CLV ranges; a person without a CLV is no customer (none)
+    tiers = portrait.where(F.col("clv").isNotNull()).groupBy("value_tier").agg(F.min("clv"), F.max("clv")).collect()
+    ranges = {r[0]: (r[1], r[2]) for r in tiers}
+    assert set(ranges) == {"high", "mid", "low"}
+    assert ranges["low"][1] <= ranges["mid"][0] and ranges["mid"][1] <= ranges["high"][0]
+    assert portrait.where(F.col("clv").isNull() & (F.col("value_tier") != "none")).isEmpty()
     # lineage: the versions of the input tables the run read
     versions = portrait.select("input_versions").distinct().collect()
     assert len(versions) == 1

@@ -26,6 +26,7 @@ from portrait.schemas.published import PORTRAIT_VALUE_COLUMNS
 REASON_CODES = "reason_codes"
 CHURN_SCORE = "churn_score"
 CHURN_REASON_CODES = "churn_reason_codes"
+CLV = "clv"
 # The purchase model's columns: null on a date no model scored (none has learnt enough yet).
 UNSCORED_COLUMNS: tuple[str, ...] = (SCORE, "propensity_decile", "model_name", "model_version", "model_run_id")
 # Columns of the users table carried into the portrait as they are (tenure_days is derived from signup_date).
@@ -53,6 +54,7 @@ class CutPoints:
     monetary: list[float]
     propensity: tuple[float, ...] = ()
     churn: tuple[float, ...] = ()
+    clv: tuple[float, ...] = ()  # quintile edges of the predicted customer value, over persons that have one
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,20 @@ class PortraitLineage:
 
 
 def cut_points(scored_features: DataFrame) -> CutPoints:
-    """Quantile edges of the date's population (4 quintile edges for R, F, M over buyers; 9 deciles)."""
+    """Quantile edges of the date's population (4 quintile edges for R, F, M over buyers; 9 deciles of each
+    score; 4 quintile edges of ``clv`` over the persons with one)."""
     buyers = scored_features.where(F.col("days_since_last_order").isNotNull())
     quintiles = [0.2, 0.4, 0.6, 0.8]
     recency, frequency, monetary = buyers.approxQuantile(
         ["days_since_last_order", "orders_90d", "spend_90d"], quintiles, QUANTILE_RELATIVE_ERROR
     )
     deciles = [k / 10 for k in range(1, 10)]
-    scores = [c for c in (SCORE, CHURN_SCORE) if c in scored_features.columns]
+    # One pass for every score; approxQuantile skips each column's nulls (persons without a score or a value).
+    scores = [c for c in (SCORE, CHURN_SCORE, CLV) if c in scored_features.columns]
     quantiles = scored_features.approxQuantile(scores, deciles, QUANTILE_RELATIVE_ERROR) if scores else []
     edges = dict(zip(scores, quantiles, strict=True))
-    return CutPoints(recency, frequency, monetary, tuple(edges.get(SCORE, ())), tuple(edges.get(CHURN_SCORE, ())))
+    return CutPoints(recency, frequency, monetary, tuple(edges.get(SCORE, ())), tuple(edges.get(CHURN_SCORE, ())),
+                     tuple(edges.get(CLV, ())[1::2]))  # deciles 2, 4, 6, 8: the quintile edges
 
 
 def _rfm_segment() -> Column:
@@ -101,11 +106,18 @@ def _label(segment: Column, labels: dict[str, tuple[str, str]], index: int) -> C
     return label
 
 
-def _value_tier() -> Column:
-    return (F.when(F.col("rfm_segment") == NO_PURCHASE_SEGMENT, "none")
-            .when(F.col("monetary_score") >= 5, "high")
-            .when(F.col("monetary_score") >= 3, "mid")
-            .otherwise("low"))
+def _value_tier(clv_edges: tuple[float, ...]) -> Column:
+    """From predicted value where the person has one (their CLV's quintile: 5 high, 3-4 mid, 1-2 low), else
+    from past spend (the M score, likewise); none without a paid order in the lookback or a predicted value."""
+    by_spend = (F.when(F.col("rfm_segment") == NO_PURCHASE_SEGMENT, "none")
+                .when(F.col("monetary_score") >= 5, "high")
+                .when(F.col("monetary_score") >= 3, "mid")
+                .otherwise("low"))
+    if not clv_edges:
+        return by_spend
+    quintile = rank_against(CLV, list(clv_edges))
+    by_value = F.when(quintile >= 5, "high").when(quintile >= 3, "mid").otherwise("low")
+    return F.when(F.col(CLV).isNotNull(), by_value).otherwise(by_spend)
 
 
 def with_user_attributes(users: DataFrame | None) -> Transformation:
@@ -162,7 +174,7 @@ def _with_scores(cuts: CutPoints, propensity: Column, churn: Column) -> Transfor
 
 
 def _with_person(columns: Sequence[str], pseudonym_key: bytes, labels: dict[str, tuple[str, str]],
-                 high_refund_rate: float) -> Transformation:
+                 high_refund_rate: float, clv_edges: tuple[float, ...]) -> Transformation:
     """Person key, base attributes, segment labels, value tier, top category, the refund risk flag and the
     customer value columns; ``columns`` are those of the scored rows (attributes and values they lack are
     null)."""
@@ -176,11 +188,11 @@ def _with_person(columns: Sequence[str], pseudonym_key: bytes, labels: dict[str,
             .withColumn("tenure_days", F.datediff(F.col("dt"), _optional(columns, "signup_date", "date")))
             .withColumn("rfm_segment_zh", _label(F.col("rfm_segment"), labels, 0))
             .withColumn("rfm_segment_en", _label(F.col("rfm_segment"), labels, 1))
-            .withColumn("value_tier", _value_tier())
+            .withColumns({c: _optional(columns, c, "double") for c in PORTRAIT_VALUE_COLUMNS})
+            .withColumn("value_tier", _value_tier(clv_edges))
             .withColumn("top_category", F.col("top_category_30d"))
             .withColumn("high_refund_rate", F.coalesce(F.col("refund_rate_90d") >= F.lit(high_refund_rate),
                                                        F.lit(False)))
-            .withColumns({c: _optional(columns, c, "double") for c in PORTRAIT_VALUE_COLUMNS})
         )
 
     return transform
@@ -226,7 +238,7 @@ def assemble_portrait(day: dt.date, cuts: CutPoints, lineage: PortraitLineage, p
         churn = _optional(columns, CHURN_SCORE, "double")
         return (
             scored.transform(_with_scores(cuts, _optional(columns, SCORE, "double"), churn))
-            .transform(_with_person(columns, pseudonym_key, labels, high_refund_rate))
+            .transform(_with_person(columns, pseudonym_key, labels, high_refund_rate, cuts.clv))
             .transform(_with_lineage(columns, day, lineage, churn))
             .transform(apply_tags(tags))  # live tags of the registry, over feature and portrait columns
             .select(*[F.col(f.name).cast(f.dataType) for f in USER_PORTRAIT.schema.fields])

@@ -37,7 +37,7 @@ USER_PORTRAIT = TableContract(
             _col("recency_score", T.IntegerType(), "R score 1-5 (5 = bought most recently); 1 if never bought.", False),
             _col("frequency_score", T.IntegerType(), "F score 1-5 over 90-day paid order count.", False),
             _col("monetary_score", T.IntegerType(), "M score 1-5 over 90-day paid spend.", False),
-            _col("value_tier", T.StringType(), "high (M score 5), mid (3-4), low (1-2) among buyers; none without a paid order in 90 days.", False),
+            _col("value_tier", T.StringType(), "From predicted value where the person has a clv: high (its top quintile among the date's persons with one), mid (3rd-4th), low (1st-2nd); else from past spend: high (M score 5), mid (3-4), low (1-2); none without a paid order in 90 days or a clv.", False),
             # interests and habits
             _col("top_category", T.StringType(), "Category with most events in the last 30 days."),
             _col("top_categories", _SCORED_KEYS, "Top features.top_k categories with their decayed interest scores, highest first (user_features.top_categories).", False),

@@ -29,7 +29,9 @@ RUN_DATE = dt.date(2026, 11, 20)
 
 @pytest.fixture(scope="module")
 def generated():
-    return generate_tables(users=250, days=40, end_date=RUN_DATE, seed=11)
+    # 1,000 persons: at 250 the model trained on the four formats did not beat its RFM baseline (test AUC
+    # 0.8079 against 0.8166), so nothing was registered and no portrait row had a score.
+    return generate_tables(users=1000, days=40, end_date=RUN_DATE, seed=11)
 
 
 FORMATS = ("taobao", "retailrocket", "rees46", "generic")

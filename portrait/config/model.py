@@ -106,7 +106,9 @@ class ValueConfig(_Section):
     discount_rate: float = Field(0.01, ge=0.0, le=1.0, description="Discount rate per 30-day period.")
     max_fit_rows: int = Field(
         200_000, ge=1000, description="Summary rows the fit reads on the driver; a larger summary is sampled.")
-    min_customers: int = Field(100, ge=10, description="Fewer customers with an order: no fit, value columns null.")
+    min_customers: int = Field(
+        100, ge=10, description="Fewer customers with an order, or half as many with a repeat purchase of known "
+                                "value (the spend model's data): no fit, the value columns are null.")
     seed: int = 42
 
 

@@ -13,7 +13,6 @@ Two gates stand between a fit and the registry, for the first champion as for ev
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -72,11 +71,11 @@ def check_learnable(target: str, train: SetSize, test: SetSize, settings: ModelC
 def lift_refusal(metrics: dict[str, float], margin: float) -> str | None:
     """Why the evaluated model must not be registered (no lift over a baseline), or None when it may.
 
-    An undefined (NaN) AUC never passes."""
+    An undefined (NaN) AUC never passes: no comparison with NaN holds."""
     auc = metrics["auc_roc"]
     for name in BASELINES:
         baseline = metrics[f"baseline_{name}_auc_roc"]
-        if not (auc > baseline + margin) or math.isnan(auc):
+        if not auc > baseline + margin:
             return (f"test AUC-ROC {auc:.4f} does not beat the {name} baseline's {baseline:.4f} by more than "
                     f"model.baseline_margin {margin} on the same {int(metrics['rows'])} rows")
     return None

@@ -51,6 +51,11 @@ def _quoted(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
+def conform(spark: SparkSession, cfg: Config, contract: TableContract) -> list[str]:
+    """Both: the missing columns added, then what the contract relaxed; returns every change made."""
+    return [*add_missing_columns(spark, cfg, contract), *relax_to_contract(spark, cfg, contract)]
+
+
 def relax_to_contract(spark: SparkSession, cfg: Config, contract: TableContract) -> list[str]:
     """Bring an existing table in line with a contract that now allows more than the table does: NOT NULL
     dropped from columns the contract made nullable, CHECK constraints whose condition changed replaced (the

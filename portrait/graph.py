@@ -117,8 +117,7 @@ def _summarise(summary: RunSummary, outcomes: dict[str, object]) -> None:
             summary.promotion = f"not registered: {training.refusal}"
     elif scored.scorer is not None:
         summary.mlflow_run_id, summary.model_uri = scored.scorer.run_id, scored.scorer.uri
-    for target, reason in scored.trained.skipped.items():
-        summary.not_trained[target] = reason
+    summary.not_trained.update(scored.trained.skipped)
 
 
 def _table_versions(lake: Lakehouse, summary: RunSummary) -> None:

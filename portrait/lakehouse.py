@@ -191,9 +191,9 @@ class Lakehouse:
         """Add the nullable contract columns an existing table lacks (written by an older portrait)."""
         return evolve.add_missing_columns(self.spark, self.cfg, contract)
 
-    def relax_to_contract(self, contract: TableContract) -> list[str]:
-        """Drop NOT NULL and replace CHECK constraints the contract relaxed (:func:`evolve.relax_to_contract`)."""
-        return evolve.relax_to_contract(self.spark, self.cfg, contract)
+    def conform(self, contract: TableContract) -> list[str]:
+        """Bring a table written by an older portrait in line with its contract (:func:`evolve.conform`)."""
+        return evolve.conform(self.spark, self.cfg, contract)
 
     def apply_properties(self, contract: TableContract) -> dict[str, str]:
         return io.apply_table_properties(self.spark, self.cfg, contract)

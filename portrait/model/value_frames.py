@@ -60,12 +60,12 @@ def fit_input(summary: DataFrame, settings: ValueConfig) -> tuple[pd.DataFrame, 
 
 
 def _bounded(frame: DataFrame, settings: ValueConfig) -> pd.DataFrame:
-    rows = frame.count()
-    if rows > settings.max_fit_rows:
-        frame = frame.sample(fraction=settings.max_fit_rows / rows, seed=settings.seed)
+    # One job when the frame fits (the usual case); only a larger one is counted and sampled.
+    collected = frame.limit(settings.max_fit_rows + 1).toPandas()
+    if len(collected) > settings.max_fit_rows:
+        collected = frame.sample(fraction=settings.max_fit_rows / frame.count(), seed=settings.seed).toPandas()
     # Sorted: the likelihood is a sum, and a sum in another order differs in its last bits, and so would the
     # fit and every prediction of a re-run.
-    collected = frame.toPandas()
     return collected.sort_values(list(collected.columns), ignore_index=True)
 
 

@@ -67,8 +67,7 @@ def write_tables(lake: Lakehouse, day: dt.date) -> dict[str, int]:
         raise io.TableNotFoundError(f"user_portrait has no rows for {day}: run `portrait daily --date {day}` "
                                     "(or `portrait score`) before the BI tables")
     for contract in (PORTRAIT_LATEST, SEGMENT_DAILY):  # tables written by an older portrait
-        lake.add_missing_columns(contract)
-        lake.relax_to_contract(contract)
+        lake.conform(contract)
     _write_latest(lake, day, today, key)
     feature_days = [row[0] for row in today.select("feature_dt").distinct().collect()]  # one date in practice
     segments = today.transform(with_feature_values(lake.read_days(USER_FEATURES, feature_days))).transform(

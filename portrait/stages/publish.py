@@ -59,8 +59,7 @@ def publish_portrait(lake: Lakehouse, day: dt.date, portrait_rows: DataFrame,
                     "; ".join(check.describe() for check in failed))
         if lake.cfg.publish.enforce:
             raise quality.QualityGateFailed(day, failed)
-    lake.add_missing_columns(USER_PORTRAIT)  # a table written by an older portrait: new columns, relaxed ones
-    lake.relax_to_contract(USER_PORTRAIT)
+    lake.conform(USER_PORTRAIT)  # a table written by an older portrait: new columns, relaxed ones
     rows = lake.replace_day(USER_PORTRAIT, portrait_rows, day)
     write_changes(lake, day)
     return Published(rows, checks)

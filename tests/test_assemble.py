@@ -21,7 +21,7 @@ from portrait.publish.assemble import (
     segment_labels,
     with_user_attributes,
 )
-from portrait.schemas import USER_PORTRAIT
+from portrait.schemas import PURCHASE_HISTORY, USER_PORTRAIT
 from portrait.schemas.published import PORTRAIT_VALUE_COLUMNS
 
 FEATURE_DAY = dt.date(2024, 6, 30)
@@ -189,7 +189,8 @@ def test_assemble_portrait_exact_rows(spark, cfg):
         "input_versions": F.array(F.struct(F.lit("clickstream").alias("table"), F.lit(7).cast("long").alias("version")),
                                   F.struct(F.lit("orders").alias("table"), F.lit(3).cast("long").alias("version"))),
         "feature_dt": F.lit(FEATURE_DAY), "dt": F.lit(PORTRAIT_DAY),
-        **{name: F.lit(None) for name in PORTRAIT_VALUE_COLUMNS},  # the scored rows carry no customer value
+        # the scored rows carry no purchase history or customer value
+        **{name: F.lit(None) for name in (*(c for c, _ in PURCHASE_HISTORY), *PORTRAIT_VALUE_COLUMNS)},
     }
     expected = varying.join(keys, "user_id").select(
         *[constants[f.name].cast(f.dataType).alias(f.name) if f.name in constants else F.col(f.name)

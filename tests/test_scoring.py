@@ -12,11 +12,11 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from portrait.config import ModelConfig
+from portrait.features.population import POPULATION_SCHEMA
 from portrait.model.evaluation import binary_metrics as evaluate
 from portrait.model.pipeline import CATEGORICAL_FEATURES, COUNT_FEATURES, MODEL_INPUT_COLUMNS, build_pipeline
 from portrait.model.scoring import SCORE, score
 from portrait.model.training import LABEL
-from portrait.schemas import USER_FEATURES
 
 SCORED = "label double, purchase_propensity double"
 
@@ -77,7 +77,7 @@ VOCABULARY = ("shoes", "phone", "dress", "book", "tea", "lamp", "bag")
 INFORMATIVE = "coupon"
 # The model's input contract (user_features columns), a label, and one extra column scoring must keep.
 LABELLED = T.StructType(
-    [USER_FEATURES.schema[c] for c in MODEL_INPUT_COLUMNS]
+    [POPULATION_SCHEMA[c] for c in MODEL_INPUT_COLUMNS]
     + [T.StructField(LABEL, T.DoubleType(), False), T.StructField("dt", T.DateType(), False)]
 )
 
@@ -106,7 +106,13 @@ def _row(i: int) -> tuple:
     label = 1.0 if coupon and carts_7d > 0 else 0.0
     # Categorical levels v0..v3 and null (period 5: no information about i % 2 or i % 3 either).
     levels = {name: None if i % 5 == 4 else f"v{i % 5}" for name in CATEGORICAL_FEATURES}
-    inputs = {"user_id": f"u{i:03d}", **values, "days_since_last_order": recency, **levels,
+    # Purchase history: periods that carry nothing about i % 2 or i % 3 either; none for every fifth user.
+    bought = i % 5 != 1
+    history = {"purchase_days": 1 + i % 7, "days_since_last_purchase": 10 * ((i * 7) % 13), "p_alive": 0.1 * (i % 7),
+               "expected_purchases_30d": 0.05 * ((i * 7) % 13), "expected_purchases_90d": 0.1 * ((i // 11) % 2),
+               "expected_purchases_365d": 0.3 * (i % 7)}
+    history = {name: value if bought else None for name, value in history.items()}
+    inputs = {"user_id": f"u{i:03d}", **values, "days_since_last_order": recency, **levels, **history,
               "text_document": " ".join(words)}
     return (*[inputs[c] for c in MODEL_INPUT_COLUMNS], label, dt.date(2024, 6, 30))
 

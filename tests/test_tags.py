@@ -41,7 +41,7 @@ def _registry_yaml(entries: list[str]) -> str:
 def test_default_registry_loads_with_levels_and_the_moved_tags_live(cfg):
     live = [tag.code for tag in live_tags(cfg.tags)]
     assert live == [
-        "lifecycle_new", "lifecycle_active", "lifecycle_sleeping", "lifecycle_churned",
+        "lifecycle_new", "lifecycle_active", "lifecycle_sleeping", "lifecycle_churned", "lapsed_customer", "win_back",
         "rfm_champions", "rfm_loyal_customers", "rfm_new_customers", "rfm_potential_loyalists", "rfm_at_risk",
         "rfm_hibernating", "rfm_no_purchase", "high_propensity", "high_churn_risk", "cart_abandoner", "high_value",
         "bot_suspect", "high_refund_rate",

@@ -79,8 +79,16 @@ def test_probability_alive_is_one_without_a_repeat_purchase_and_falls_with_silen
     assert 1.0 > alive[1] > alive[2] > alive[3] > 0.0
 
 
-def test_expected_purchases_are_unbounded_when_a_is_at_most_one():
-    assert np.isnan(value.expected_purchases(BgNbd(0.25, 4.0, 0.9, 4.0), 30, [1], [10], [50])).all()
+def test_expected_purchases_hold_when_a_is_at_most_one():
+    """a <= 1 makes the purchases until drop-out unbounded in expectation, not those of a 90-day window."""
+    planted = {"r": 0.5, "alpha": 30.0, "a": 0.8, "b": 3.0, "p": 6.0, "q": 4.0, "gamma": 40.0}
+    buyers = simulate_buyers(8000, **planted, ages=(60, 700), holdout=90, seed=3)
+    model = BgNbd(planted["r"], planted["alpha"], planted["a"], planted["b"])
+    predicted = value.expected_purchases(model, 90, buyers.x, buyers.t_x, buyers.T)
+    assert predicted.sum() == pytest.approx(buyers.holdout_purchases.sum(), rel=0.05)
+    for low, high in ((0, 0), (1, 2), (3, 10_000)):
+        group = (buyers.x >= low) & (buyers.x <= high)
+        assert predicted[group].mean() == pytest.approx(buyers.holdout_purchases[group].mean(), rel=0.15)
 
 
 def test_order_value_shrinks_a_customers_mean_towards_the_population():

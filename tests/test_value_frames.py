@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
@@ -15,7 +16,8 @@ from portrait.model.value_frames import fit_input, value_summary, with_predictio
 from portrait.schemas import CUSTOMER_VALUE
 
 D = dt.date(2026, 11, 20)
-ACTIVITY = "user_id string, dt date, paid_orders bigint, paid_amount double"
+ORDER_LINES = ("user_id string, order_id string, dt date, status string, quantity int, unit_price double, "
+               "discount double")
 SUMMARY = "user_id string, frequency int, recency_days int, age_days int, mean_repeat_value double, dt date"
 
 
@@ -24,23 +26,26 @@ def _day(days_before: int) -> dt.date:
 
 
 def test_summary_counts_purchase_days_in_the_retention_window_only(spark):
-    activity = spark.createDataFrame([
-        ("a", _day(30), 1, 50.0),    # first purchase day
-        ("a", _day(20), 2, 80.0),    # two orders on one day: one purchase day
-        ("a", _day(10), 0, 0.0),     # a visit without a paid order
-        ("a", _day(5), 1, 40.0),
-        ("b", _day(3), 1, 20.0),     # one purchase day: no repeat, no repeat value
-        ("c", _day(400), 1, 99.0),   # outside 365 days of retention
-        ("c", _day(-1), 1, 99.0),    # after D
-        ("d", _day(365), 1, 10.0),   # the first day outside the window (D - 365 < dt)
-        ("d", _day(364), 1, 30.0),
-    ], ACTIVITY)
+    orders = spark.createDataFrame([
+        ("a", "o1", _day(30), "paid", 1, 50.0, 0.0),      # first purchase day
+        ("a", "o2", _day(20), "paid", 2, 30.0, 0.0),      # two orders on one day: one purchase day of 80
+        ("a", "o3", _day(20), "paid", 1, 25.0, 5.0),
+        ("a", "o4", _day(10), "cancelled", 1, 70.0, 0.0),  # not paid: no purchase day
+        ("a", "o5", _day(5), "paid", 1, 40.0, 0.0),
+        ("a", "o5", _day(5), "paid", 1, 10.0, 10.0),      # a second line of o5: 40 in all
+        ("b", "o6", _day(3), "paid", 1, 20.0, 0.0),       # one purchase day: no repeat, no repeat value
+        ("c", "o7", _day(400), "paid", 1, 99.0, 0.0),     # outside 365 days of retention
+        ("c", "o8", _day(-1), "paid", 1, 99.0, 0.0),      # after D
+        ("d", "o9", _day(365), "paid", 1, 10.0, 0.0),     # the first day outside the window (D - 365 < dt)
+        ("d", "o10", _day(364), "paid", 1, 30.0, 0.0),
+        ("e", "o11", _day(2), "refunded", 1, 30.0, 0.0),  # never paid: not a customer
+    ], ORDER_LINES).withColumn("category_id", F.lit(None).cast("string"))
     expected = spark.createDataFrame([
         ("a", 2, 25, 30, 60.0, D),
         ("b", 0, 0, 3, None, D),
         ("d", 0, 0, 364, None, D),
     ], SUMMARY)
-    assertDataFrameEqual(activity.transform(value_summary(D, 365)), expected)
+    assertDataFrameEqual(orders.transform(value_summary(D, 365)), expected)
 
 
 def test_the_fit_input_groups_identical_histories_and_keeps_repeat_values(spark):
@@ -91,6 +96,6 @@ def test_an_unbounded_expectation_is_null_not_nan(spark):
 
 
 def test_the_summary_schema_is_the_contracts(spark):
-    summary = spark.createDataFrame([], T.StructType.fromDDL(ACTIVITY)).transform(value_summary(D, 365))
+    summary = spark.createDataFrame([], T.StructType.fromDDL(ORDER_LINES + ", category_id string")).transform(value_summary(D, 365))
     types = {f.name: f.dataType for f in CUSTOMER_VALUE.schema.fields}
     assert {f.name: f.dataType for f in summary.schema.fields} == {c: types[c] for c in summary.columns}

@@ -42,7 +42,11 @@ class ModelConfig(_Section):
     """Propensity model: label, training snapshots and Spark ML pipeline parameters."""
 
     name: str = "purchase_propensity"
-    label_horizon_days: int = Field(7, ge=1, le=90)
+    label_horizon_days: int = Field(
+        7, ge=1, le=365,
+        description="purchase: a paid order in (D, D + horizon]. Match it to how often the shop's customers buy: "
+                    "on a shop where they buy every few months, 7 days is almost never true; training needs "
+                    "history of horizon + (training_snapshots - 1) * snapshot_step_days days beyond the lookback.")
     training_snapshots: int = Field(3, ge=1, le=52)
     snapshot_step_days: int = Field(7, ge=1, le=90)
     hashing_features: int = Field(1 << 14, ge=16, le=1 << 22)

@@ -4,6 +4,7 @@ the publishing quality gate and the BI side."""
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -13,8 +14,12 @@ from portrait.config.base import _Section
 class GenerateConfig(_Section):
     """Synthetic data used when the input tables do not exist yet."""
 
+    kind: Literal["shop", "buyers"] = Field(
+        "shop", description="shop: the behaviour shop of portrait/generate (clickstream, orders, items, users, "
+                            "reviews); buyers: an orders-only purchase history whose customers follow a planted "
+                            "BG/NBD + Gamma-Gamma process (portrait/generate/history.py), users = customers.")
     users: int = Field(4000, ge=10)
-    days: int = Field(60, ge=14)
+    days: int = Field(60, ge=14, le=3650)
     seed: int = 7
 
 

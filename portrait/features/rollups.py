@@ -186,10 +186,12 @@ def _maps(keyed: DataFrame, landing: DataFrame) -> DataFrame:
     )
 
 
-def _orders(orders: DataFrame) -> DataFrame:
+def per_order(orders: DataFrame) -> DataFrame:
+    """Order lines → one row per (user_id, order_id): its date, status flags and ``amount`` (paid lines' quantity
+    × unit price − discount). The one definition of a paid order and its value (rollups, customer value)."""
     line_amount = F.col("quantity") * F.col("unit_price") - F.col("discount")
     paid_line = F.col("status") == "paid"
-    per_order = orders.groupBy("user_id", "order_id").agg(
+    return orders.groupBy("user_id", "order_id").agg(
         F.max("dt").alias("dt"),
         F.max(paid_line.cast("int")).alias("paid"),
         F.max((F.col("status") == "refunded").cast("int")).alias("refunded"),
@@ -198,7 +200,10 @@ def _orders(orders: DataFrame) -> DataFrame:
         F.max((paid_line & (F.col("discount") > 0)).cast("int")).alias("discounted"),
         F.collect_set(F.when(paid_line, F.col("category_id"))).alias("categories"),
     )
-    return per_order.groupBy(*_KEY).agg(
+
+
+def _orders(orders: DataFrame) -> DataFrame:
+    return per_order(orders).groupBy(*_KEY).agg(
         F.sum("paid").cast("long").alias("paid_orders"),
         F.coalesce(F.sum("amount"), F.lit(0.0)).alias("paid_amount"),
         F.sum("discounted").cast("long").alias("discounted_orders"),

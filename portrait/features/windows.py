@@ -141,7 +141,8 @@ def _per_user_keys(keyed: DataFrame, settings: FeaturesConfig) -> DataFrame:
     )
 
 
-def _lifecycle(rules) -> Column:
+def lifecycle_stage(rules) -> Column:
+    """The lifecycle rule over ``days_since_first_event`` and ``days_since_last_event``."""
     return (
         F.when(F.col("days_since_first_event") <= rules.new_max_tenure_days, "new")
         .when(F.col("days_since_last_event") <= rules.active_max_idle_days, "active")
@@ -195,7 +196,7 @@ def _derived(settings: FeaturesConfig) -> dict[str, Column]:
             | F.coalesce(F.col("_bot_days_30d") == 1, F.lit(False))
             | F.coalesce(gap_cv < settings.bot_max_gap_cv, F.lit(False))
         ),
-        "lifecycle_stage": _lifecycle(settings.lifecycle),
+        "lifecycle_stage": lifecycle_stage(settings.lifecycle),
         "text_document": F.array_join(F.slice(tokens, 1, settings.max_tokens_per_user), " "),
         "top_categories": F.coalesce("top_categories", F.array().cast(USER_FEATURES.schema["top_categories"].dataType)),
         "top_brands": F.coalesce("top_brands", F.array().cast(USER_FEATURES.schema["top_brands"].dataType)),

@@ -27,6 +27,13 @@ class PlantedBuyers:
     holdout: float
 
 
+def repeat_purchase_times(rng: np.random.Generator, rate: float, dropout: float) -> np.ndarray:
+    """Days after the first purchase of one buyer's repeat purchases, until they drop out (after the k-th,
+    k ~ Geometric(dropout)): the BG/NBD process of a buyer with purchase ``rate`` per day."""
+    purchases = min(int(rng.geometric(dropout)), 100_000)
+    return np.cumsum(rng.exponential(1.0 / rate, purchases))
+
+
 def simulate_buyers(n: int, r: float, alpha: float, a: float, b: float, p: float, q: float, gamma: float,
                     ages: tuple[float, float], holdout: float, seed: int) -> PlantedBuyers:
     """``n`` buyers observed for ``T ~ Uniform(ages)`` days after their first purchase, then ``holdout`` days."""
@@ -37,9 +44,7 @@ def simulate_buyers(n: int, r: float, alpha: float, a: float, b: float, p: float
     ages_drawn = rng.uniform(ages[0], ages[1], n)
     x, t_x, m, later = np.zeros(n), np.zeros(n), np.full(n, np.nan), np.zeros(n)
     for i in range(n):
-        # The buyer's repeat purchases until they drop out (after the k-th, k ~ Geometric(p)), as far as seen.
-        purchases = min(int(rng.geometric(dropouts[i])), 100_000)
-        times = np.cumsum(rng.exponential(1.0 / rates[i], purchases))
+        times = repeat_purchase_times(rng, rates[i], dropouts[i])
         seen = times[times <= ages_drawn[i]]
         x[i] = len(seen)
         t_x[i] = seen[-1] if len(seen) else 0.0

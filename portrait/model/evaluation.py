@@ -35,6 +35,14 @@ from portrait.model.training import LABEL
 RANDOM_BASELINE = "baseline_random"
 RFM_BASELINE = "baseline_rfm"
 BASELINES = {"random": RANDOM_BASELINE, "rfm": RFM_BASELINE}
+# Rankings from the purchase history (portrait/features/population.py), reported beside the model on the same
+# rows when they carry it: what a marketer could sort by without a model (BG/NBD's expected purchases, the
+# number of purchase days, the recency of the last). Reported, not part of the registration gate.
+HISTORY_BASELINES = ("bgnbd", "order_count", "recency")
+HISTORY_COLUMNS = ("days_since_last_purchase", "purchase_days", "expected_purchases_30d", "expected_purchases_90d",
+                   "expected_purchases_365d")
+# The holdout table groups persons by purchase days on record: 0 (none), 1, ..., up to this many or more.
+MAX_FREQUENCY_BUCKET = 7
 DECILE = "decile"
 DECILES = 10
 CURVE_BINS = 1000
@@ -122,6 +130,43 @@ def rfm_baseline(edges: RfmEdges, output_col: str = RFM_BASELINE) -> Transformat
         recency = F.lit(len(edges.recency) + 2) - rank_against("days_since_last_order", edges.recency)
         total = recency + rank_against("orders_90d", edges.frequency) + rank_against("spend_90d", edges.monetary)
         return rows.withColumn(output_col, F.when(has_ordered, total / 15.0).otherwise(F.lit(0.0)))
+
+    return transform
+
+
+def expected_purchases_column(horizon_days: int) -> str:
+    """The BG/NBD expectation whose window is nearest the label horizon (30, 90 or 365 days)."""
+    return min(("expected_purchases_30d", 30), ("expected_purchases_90d", 90), ("expected_purchases_365d", 365),
+               key=lambda option: abs(option[1] - horizon_days))[0]
+
+
+def history_baselines(horizon_days: int, positive_buys: bool = True) -> dict[str, Column]:
+    """The purchase-history rankings as score columns ``baseline_<name>``: higher means more likely to buy
+    (``positive_buys``), or, for an activity-loss label such as churn, less. A person without a purchase on
+    record ranks lowest (highest for churn)."""
+    scores = {
+        "bgnbd": F.coalesce(F.col(expected_purchases_column(horizon_days)), F.lit(0.0)),
+        "order_count": F.coalesce(F.col("purchase_days"), F.lit(0)).cast("double"),
+        "recency": F.coalesce(1.0 / (1.0 + F.col("days_since_last_purchase")), F.lit(0.0)),
+    }
+    sign = F.lit(1.0 if positive_buys else -1.0)
+    return {f"baseline_{name}": score * sign for name, score in scores.items()}
+
+
+def holdout_by_frequency(horizon_days: int, score_col: str = SCORE) -> Transformation:
+    """Labelled, scored rows → one row per purchase days on record (0 = none, ..., ``MAX_FREQUENCY_BUCKET``
+    or more): ``rows``, ``observed_rate`` (share with the label), the model's ``mean_predicted`` and BG/NBD's
+    ``mean_expected_purchases`` in the horizon's window and ``mean_p_alive`` (null where nobody has one). The
+    classic holdout check of a purchase model, by past frequency."""
+
+    def transform(rows: DataFrame) -> DataFrame:
+        bucket = F.least(F.coalesce(F.col("purchase_days"), F.lit(0)), F.lit(MAX_FREQUENCY_BUCKET))
+        return (rows.groupBy(bucket.cast("int").alias("purchase_days"))
+                .agg(F.count(F.lit(1)).alias("rows"), F.avg(LABEL).alias("observed_rate"),
+                     F.avg(score_col).alias("mean_predicted"),
+                     F.avg(expected_purchases_column(horizon_days)).alias("mean_expected_purchases"),
+                     F.avg("p_alive").alias("mean_p_alive"))
+                .orderBy("purchase_days"))
 
     return transform
 
@@ -235,6 +280,7 @@ class EvaluationReport:
     calibration: pd.DataFrame
     curve: pd.DataFrame
     baseline_curves: dict[str, pd.DataFrame]
+    by_frequency: pd.DataFrame | None = None  # holdout_by_frequency; None without the purchase history
 
 
 def with_baselines(seed: int, edges: RfmEdges) -> Transformation:
@@ -246,15 +292,22 @@ def with_baselines(seed: int, edges: RfmEdges) -> Transformation:
     return transform
 
 
-def evaluate_model(scored: DataFrame, seed: int, score_col: str = SCORE) -> EvaluationReport:
-    """Evaluate ``score_col`` and both baselines on the same labelled rows.
+def evaluate_model(scored: DataFrame, seed: int, score_col: str = SCORE, horizon_days: int | None = None,
+                   positive_buys: bool = True) -> EvaluationReport:
+    """Evaluate ``score_col`` and the baselines on the same labelled rows.
 
     ``scored`` must carry ``label``, the score and the feature columns the RFM rule reads. Metrics are the
     model's (``auc_roc``, ``auc_pr``, ``log_loss``, ``brier``, ``base_rate``, ``rows``, ``precision_top_decile``,
     ``lift_top_decile``), each baseline's ``baseline_<name>_auc_roc`` / ``baseline_<name>_auc_pr``, and the
-    model's AUC-ROC lift over each (``auc_roc_lift_over_<name>``, a difference).
+    model's AUC-ROC lift over each (``auc_roc_lift_over_<name>``, a difference). With ``horizon_days`` and
+    rows that carry the purchase history, also the :func:`history_baselines` (``positive_buys`` as there):
+    their ``baseline_<name>_auc_roc`` and the lift over each, and the :func:`holdout_by_frequency` table.
     """
-    rows = scored.transform(with_baselines(seed, rfm_edges(scored))).cache()
+    with_history = horizon_days is not None and all(c in scored.columns for c in HISTORY_COLUMNS)
+    rows = scored.transform(with_baselines(seed, rfm_edges(scored)))
+    if with_history:
+        rows = rows.withColumns(history_baselines(horizon_days, positive_buys))
+    rows = rows.cache()
     try:
         metrics = binary_metrics(rows, score_col)
         baseline_curves = {}
@@ -264,6 +317,10 @@ def evaluate_model(scored: DataFrame, seed: int, score_col: str = SCORE) -> Eval
             metrics[f"baseline_{name}_auc_pr"] = baseline["auc_pr"]
             metrics[f"auc_roc_lift_over_{name}"] = metrics["auc_roc"] - baseline["auc_roc"]
             baseline_curves[name] = curves(rows.transform(score_histogram(column)).toPandas())
+        by_frequency = None
+        if with_history:
+            metrics.update(_history_metrics(rows, metrics))
+            by_frequency = rows.transform(holdout_by_frequency(horizon_days, score_col)).toPandas()
         deciles = rows.transform(decile_table(decile_edges(rows, score_col), score_col)).toPandas()
         curve = curves(rows.transform(score_histogram(score_col)).toPandas())
     finally:
@@ -272,4 +329,17 @@ def evaluate_model(scored: DataFrame, seed: int, score_col: str = SCORE) -> Eval
     metrics["precision_top_decile"] = float(top["observed_rate"])
     metrics["lift_top_decile"] = float(top["lift"]) if pd.notna(top["lift"]) else 0.0
     calibration = deciles[["decile", "rows", "mean_predicted", "observed_rate"]].sort_values("decile")
-    return EvaluationReport(metrics, deciles, calibration.reset_index(drop=True), curve, baseline_curves)
+    return EvaluationReport(metrics, deciles, calibration.reset_index(drop=True), curve, baseline_curves, by_frequency)
+
+
+def _history_metrics(rows: DataFrame, model: dict[str, float]) -> dict[str, float]:
+    """AUC-ROC of each purchase-history baseline and the model's lift over it (no curves: reported only)."""
+    metrics = {}
+    both_classes = 0.0 < model["base_rate"] < 1.0
+    evaluator = BinaryClassificationEvaluator(labelCol=LABEL, metricName="areaUnderROC")
+    for name in HISTORY_BASELINES:
+        column = f"baseline_{name}"
+        auc = evaluator.setRawPredictionCol(column).evaluate(rows) if both_classes else math.nan
+        metrics[f"{column}_auc_roc"] = auc
+        metrics[f"auc_roc_lift_over_{name}"] = model["auc_roc"] - auc
+    return metrics

@@ -45,6 +45,7 @@ from portrait.features.dates import LOOKBACK_DAYS, Transformation
 from portrait.model.pipeline import (
     CATEGORICAL_FEATURES,
     COUNT_FEATURES,
+    CUSTOMER_COUNT_FEATURES,
     FEATURES,
     MISSING_LEVEL,
     PROBABILITY,
@@ -80,8 +81,13 @@ _COUNT_WORDING: dict[str, tuple[str, ...]] = {
     "active_days_30d": ("active on %d of the last 30 days",),
     "days_since_first_event": ("first seen %d day ago", "first seen %d days ago"),
     "days_since_last_event": ("last active %d day ago", "last active %d days ago"),
+    "purchase_days": ("bought on %d day on record", "bought on %d days on record"),
+    "expected_purchases_30d": ("%.2f purchases expected in the next 30 days",),
+    "expected_purchases_90d": ("%.2f purchases expected in the next 90 days",),
+    "expected_purchases_365d": ("%.2f purchases expected in the next 365 days",),
 }
 _NO_ORDER = f"no paid order in the last {LOOKBACK_DAYS} days"
+_NO_PURCHASE = "no paid order on record"
 # How a categorical feature reads: (format over the user's level, text when the user has no level). A column
 # without an entry reads "<column>: <level>", so a new categorical feature needs no wording to work.
 _CATEGORY_WORDING: dict[str, tuple[str, str]] = {
@@ -257,6 +263,14 @@ def _describe_numeric(name: str) -> Column:
     if name == "has_ordered_90d":
         return F.when(F.col("days_since_last_order").isNull(), F.lit(_NO_ORDER)).otherwise(
             F.lit(f"a paid order in the last {LOOKBACK_DAYS} days"))
+    if name in ("days_since_last_purchase_log", "has_purchased"):
+        recency = F.col("days_since_last_purchase")
+        known = (_counted(("last purchase %d day ago", "last purchase %d days ago"), recency.cast("long"))
+                 if name == "days_since_last_purchase_log" else F.lit("a returning customer"))
+        return F.when(recency.isNull(), F.lit(_NO_PURCHASE)).otherwise(known)
+    if name == "p_alive_value":
+        return F.when(F.col("p_alive").isNull(), F.lit("no estimate of being still a customer")).otherwise(
+            F.format_string("%.0f%% likely still a customer", F.col("p_alive") * 100))
     raw = name.removesuffix("_log")
     forms = _COUNT_WORDING[raw]
     value = F.coalesce(F.col(raw), F.lit(0))
@@ -356,11 +370,19 @@ def _text_reason_parts(model: PipelineModel, explanation: Explanation, first: in
     return total, ranks, labels, [weighted, ranked]
 
 
-def _reasons(model: PipelineModel, explanation: Explanation) -> _Reasons:
-    numeric = numeric_feature_names()
-    if explanation.feature_names[: len(numeric)] != numeric:
+def _numeric_names_of(feature_names: list[str]) -> list[str]:
+    """The numeric features an explained model has: a leading part of today's (a model trained before the
+    purchase-history features were added has fewer, and still explains its scores)."""
+    known = numeric_feature_names()
+    k = next((i for i, name in enumerate(feature_names) if name not in known), len(feature_names))
+    if list(feature_names[:k]) != known[:k] or k == 0:
         raise ValueError("the explanation's features do not start with the model's numeric features")
-    if any(raw not in _COUNT_WORDING for raw in COUNT_FEATURES):
+    return list(feature_names[:k])
+
+
+def _reasons(model: PipelineModel, explanation: Explanation) -> _Reasons:
+    numeric = _numeric_names_of(explanation.feature_names)
+    if any(raw not in _COUNT_WORDING for raw in (*COUNT_FEATURES, *CUSTOMER_COUNT_FEATURES)):
         raise ValueError("every count feature needs a wording")
     k = len(numeric)
     kinds = [_slot_kind(name) for name in explanation.feature_names[k:]]

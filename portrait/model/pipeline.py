@@ -71,6 +71,15 @@ COUNT_FEATURES = (
     "views_30d", "searches_30d", "carts_30d", "favs_30d", "buys_30d",
     "active_days_30d", "days_since_first_event", "days_since_last_event",
 )
+# Purchase-history columns of the population (portrait/features/population.py): what the customer_value
+# models say of a person over the whole retention window, where the counts above see only the lookback.
+CUSTOMER_COUNT_FEATURES = ("purchase_days", "expected_purchases_30d", "expected_purchases_90d",
+                           "expected_purchases_365d")
+# Expected purchases enter as log(e + this), not log1p: most customers expect far less than one purchase, where
+# log1p is nearly linear, while the log-odds of buying at all grow with log(e) (P = 1 - exp(-e) ~ e).
+EXPECTATION_FLOOR = 0.01
+# Recency without a purchase in the retention window is imputed as the longest retention, with a flag.
+NO_PURCHASE_RECENCY = 3650
 # Categorical user_features columns one-hot encoded into the model. A new one is one name here; only
 # names the USER_FEATURES contract has are used, so the list may run ahead of the feature work.
 _CATEGORICAL_CANDIDATES = (
@@ -83,7 +92,8 @@ CATEGORICAL_FEATURES: tuple[str, ...] = tuple(
 MISSING_LEVEL = "(none)"
 TEXT_COLUMN = "text_document"
 # Columns a scoring input must have: the logged model's signature.
-MODEL_INPUT_COLUMNS = ("user_id", *COUNT_FEATURES, "days_since_last_order", *CATEGORICAL_FEATURES, TEXT_COLUMN)
+MODEL_INPUT_COLUMNS = ("user_id", *COUNT_FEATURES, "days_since_last_order", *CUSTOMER_COUNT_FEATURES,
+                       "days_since_last_purchase", "p_alive", *CATEGORICAL_FEATURES, TEXT_COLUMN)
 FEATURES = "features"
 PROBABILITY = "probability"
 # Row weight column read by LogisticRegression when model.class_weights is on (fit only; scoring ignores it).
@@ -106,7 +116,9 @@ SELECTED = "sparse_selected"
 
 
 def numeric_feature_names() -> list[str]:
-    return [f"{name}_log" for name in COUNT_FEATURES] + ["days_since_last_order_log", "has_ordered_90d"]
+    return ([f"{name}_log" for name in COUNT_FEATURES] + ["days_since_last_order_log", "has_ordered_90d"]
+            + [f"{name}_log" for name in CUSTOMER_COUNT_FEATURES]
+            + ["days_since_last_purchase_log", "has_purchased", "p_alive_value"])
 
 
 def _numeric_statement() -> str:
@@ -115,10 +127,19 @@ def _numeric_statement() -> str:
         f"log1p(cast(coalesce(days_since_last_order, {LOOKBACK_DAYS}) as double)) AS days_since_last_order_log"
     )
     flag = "CASE WHEN days_since_last_order IS NULL THEN 0.0 ELSE 1.0 END AS has_ordered_90d"
+    customer_logs = ["log1p(cast(coalesce(purchase_days, 0) as double)) AS purchase_days_log"] + [
+        f"ln(cast(coalesce({name}, 0) as double) + {EXPECTATION_FLOOR}) AS {name}_log"
+        for name in CUSTOMER_COUNT_FEATURES if name != "purchase_days"]
+    purchase_recency = ("log1p(cast(coalesce(days_since_last_purchase, "
+                        f"{NO_PURCHASE_RECENCY}) as double)) AS days_since_last_purchase_log")
+    purchased = "CASE WHEN days_since_last_purchase IS NULL THEN 0.0 ELSE 1.0 END AS has_purchased"
+    # Unknown (no purchase, or no value fit that date) reads as not alive: the flag above tells them apart.
+    alive = "cast(coalesce(p_alive, 0.0) as double) AS p_alive_value"
     text = f"coalesce({TEXT_COLUMN}, '') AS text_clean"
     levels = [f"coalesce(cast({name} as string), '{MISSING_LEVEL}') AS {level_column(name)}"
               for name in CATEGORICAL_FEATURES]
-    return "SELECT *, " + ", ".join([*logs, recency, flag, text, *levels]) + " FROM __THIS__"
+    customer = [*customer_logs, purchase_recency, purchased, alive]
+    return "SELECT *, " + ", ".join([*logs, recency, flag, *customer, text, *levels]) + " FROM __THIS__"
 
 
 def _categorical_stages() -> list:

@@ -112,6 +112,8 @@ def _log_evaluation(report: EvaluationReport) -> None:
 
     tables = {"deciles": report.deciles, "calibration": report.calibration, "curve": report.curve,
               **{f"curve_baseline_{name}": curve for name, curve in report.baseline_curves.items()}}
+    if report.by_frequency is not None:
+        tables["holdout_by_frequency"] = report.by_frequency
     for name, table in tables.items():
         mlflow.log_text(table.to_csv(index=False), f"{EVALUATION_DIR}/{name}.csv")
         mlflow.log_text(table.to_json(orient="records", indent=1), f"{EVALUATION_DIR}/{name}.json")

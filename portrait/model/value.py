@@ -148,12 +148,11 @@ def probability_alive(model: BgNbd, x, t_x, T) -> np.ndarray:
 
 
 def expected_purchases(model: BgNbd, t, x, t_x, T) -> np.ndarray:
-    """Expected purchases in the ``t`` days after ``T`` (needs a > 1: else the expectation is unbounded and
-    the result is NaN)."""
+    """Expected purchases in the ``t`` days after ``T``. Finite for every a > 0 (a <= 1 only makes the purchases
+    until drop-out unbounded in expectation, not those of a finite window); NaN where the hypergeometric
+    function is undefined (a + b + x - 1 <= 0)."""
     x, t_x, T = _arrays(x, t_x, T)
     r, alpha, a, b = model.params
-    if a <= 1.0:
-        return np.full_like(x, np.nan)
     t = float(t)
     z = t / (alpha + T + t)
     tail = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp2f1(r + x, b + x, a + b + x - 1.0, z)

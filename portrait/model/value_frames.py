@@ -1,7 +1,7 @@
 """Customer value in Spark: the per-customer purchase summary, the fit's bounded input, and the predictions.
 
-The summary is built from ``user_daily_activity`` (one row per person and day, orders already rolled up and
-persons stitched): a purchase day is a day with a paid order. The fit itself runs on the driver
+The summary is built from the (stitched) ``orders`` of the retention window: a purchase day is a day with a paid
+order. The fit itself runs on the driver
 (portrait/model/value.py) over the summary grouped by (frequency, recency, age), which has far fewer rows than
 customers; predictions for every customer run in Spark, as a vectorised (Arrow) function because the BG/NBD
 expectation needs the Gauss hypergeometric function, which Spark has no built-in for.
@@ -19,6 +19,7 @@ from pyspark.sql import types as T
 
 from portrait.config.model import ValueConfig
 from portrait.features.dates import Transformation
+from portrait.features.rollups import per_order
 from portrait.model import value
 from portrait.schemas import VALUE_PREDICTIONS
 from portrait.schemas.partitions import date_literal
@@ -28,14 +29,18 @@ _PREDICTIONS = T.StructType([T.StructField(name, T.DoubleType()) for name, _ in 
 
 
 def value_summary(day: dt.date, retention_days: int) -> Transformation:
-    """``user_daily_activity`` rows → one row per person with a paid order in the ``retention_days`` to ``day``:
+    """``orders`` lines → one row per person with a paid order in the ``retention_days`` to ``day``:
     ``frequency`` (purchase days after the first), ``recency_days``, ``age_days``, ``mean_repeat_value`` (null
-    without a repeat purchase day) and ``dt`` = ``day``."""
+    without a repeat purchase day) and ``dt`` = ``day``. A purchase day is a day with a paid order
+    (:func:`portrait.features.rollups.per_order`)."""
 
-    def transform(activity: DataFrame) -> DataFrame:
-        buys = activity.where((F.col("dt") <= date_literal(day))
-                              & (F.col("dt") > F.date_sub(date_literal(day), retention_days))
-                              & (F.col("paid_orders") > 0))
+    def transform(orders: DataFrame) -> DataFrame:
+        # Read from the orders, not the daily rollups: the rollups reach back only as far as the lookback of
+        # the dates computed, the purchase history back the whole retention window.
+        in_window = orders.where((F.col("dt") <= date_literal(day))
+                                 & (F.col("dt") > F.date_sub(date_literal(day), retention_days)))
+        buys = (per_order(in_window).where(F.col("paid") == 1)
+                .groupBy("user_id", "dt").agg(F.coalesce(F.sum("amount"), F.lit(0.0)).alias("paid_amount")))
         per_person = buys.groupBy("user_id").agg(
             F.min("dt").alias("first"), F.max("dt").alias("last"), F.count(F.lit(1)).alias("days"),
             F.sum("paid_amount").alias("spend"), F.min_by("paid_amount", "dt").alias("first_spend"))
@@ -89,7 +94,7 @@ def with_predictions(purchases: value.BgNbd | None, spend: value.GammaGamma | No
             predictions: list[Column] = [F.lit(None).cast("double").alias(name) for name, _ in VALUE_PREDICTIONS]
         else:
             predicted = F.pandas_udf(predict, _PREDICTIONS)(*[F.col(c) for c in SUMMARY_COLUMNS])
-            # NaN (an unbounded expectation when a <= 1) is unknown: null.
+            # NaN (a hypergeometric function undefined for the parameters) is unknown: null.
             predictions = [F.when(~F.isnan(predicted[name]), predicted[name]).alias(name)
                            for name, _ in VALUE_PREDICTIONS]
         return summary.select("user_id", *SUMMARY_COLUMNS, *predictions,

@@ -19,7 +19,7 @@ from portrait.features.dates import Transformation
 from portrait.model.scoring import QUANTILE_RELATIVE_ERROR, SCORE, rank_against
 from portrait.privacy import person_key
 from portrait.publish.tags import apply_tags
-from portrait.schemas import PERSON_KEY_COLUMN, USER_PORTRAIT
+from portrait.schemas import PERSON_KEY_COLUMN, PURCHASE_HISTORY, USER_PORTRAIT
 from portrait.schemas.partitions import date_literal
 from portrait.schemas.published import PORTRAIT_VALUE_COLUMNS
 
@@ -188,6 +188,7 @@ def _with_person(columns: Sequence[str], pseudonym_key: bytes, labels: dict[str,
             .withColumn("tenure_days", F.datediff(F.col("dt"), _optional(columns, "signup_date", "date")))
             .withColumn("rfm_segment_zh", _label(F.col("rfm_segment"), labels, 0))
             .withColumn("rfm_segment_en", _label(F.col("rfm_segment"), labels, 1))
+            .withColumns({c: _optional(columns, c, "int") for c, _ in PURCHASE_HISTORY})
             .withColumns({c: _optional(columns, c, "double") for c in PORTRAIT_VALUE_COLUMNS})
             .withColumn("value_tier", _value_tier(clv_edges))
             .withColumn("top_category", F.col("top_category_30d"))

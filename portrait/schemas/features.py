@@ -150,6 +150,14 @@ USER_FEATURES = TableContract(
     key=("user_id", "dt"),
 )
 
+# The purchase history every row of a date's population carries (portrait/features/population.py), from
+# customer_value; user_portrait repeats them.
+PURCHASE_HISTORY: tuple[tuple[str, str], ...] = (
+    ("days_since_last_purchase", "Days from the last paid order in value.retention_days to dt (recency over the "
+                                 "whole purchase history, where user_features sees 90 days); null without one."),
+    ("purchase_days", "Days with a paid order in value.retention_days to dt; null without one."),
+)
+
 # The value columns every customer_value row carries and user_portrait repeats for its persons.
 VALUE_PREDICTIONS: tuple[tuple[str, str], ...] = (
     ("p_alive", "Probability the customer has not dropped out (BG/NBD); 1 without a repeat purchase."),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyspark.sql import types as T
 
 from portrait.schemas.contract import PERSON_ID_COLUMNS, PERSON_KEY_COLUMN, TableContract, _col
-from portrait.schemas.features import _SCORED_KEYS, VALUE_PREDICTIONS
+from portrait.schemas.features import _SCORED_KEYS, PURCHASE_HISTORY, VALUE_PREDICTIONS
 
 # The customer_value columns the portrait repeats for its persons.
 PORTRAIT_VALUE_COLUMNS: tuple[str, ...] = ("p_alive", "expected_purchases_90d", "expected_order_value", "clv")
@@ -55,6 +55,7 @@ USER_PORTRAIT = TableContract(
             _col("churn_decile", T.IntegerType(), "Decile of churn_score among users on dt (10 = most likely to churn); null with churn_score."),
             _col("churn_reason_codes", T.ArrayType(T.StringType(), True), "Top three reasons for churn_score in words, each with its log-odds contribution; empty without a churn score or explanation.", False),
             # customer value (customer_value of dt)
+            *[_col(name, T.IntegerType(), comment) for name, comment in PURCHASE_HISTORY],
             *[_col(name, T.DoubleType(), f"{comment} Null without a paid order in value.retention_days or before the value models could be fitted.")
               for name, comment in VALUE_PREDICTIONS if name in PORTRAIT_VALUE_COLUMNS],
             # risk flags

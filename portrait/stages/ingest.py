@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 
 from portrait import audit, files
 from portrait.generate import generate_tables
+from portrait.generate.history import purchase_history
 from portrait.ingest import csv_records, formats, validate
 from portrait.ingest.identity import IdentityBuild, build_identity
 from portrait.ingest.report import (
@@ -84,13 +85,15 @@ def generate(lake: Lakehouse, end_date: dt.date, users: int | None = None, days:
              seed: int | None = None) -> dict[str, int]:
     """Write synthetic input tables covering the days up to ``end_date``; returns rows per table."""
     settings = lake.cfg.generate
-    tables = generate_tables(users=users or settings.users, days=days or settings.days, end_date=end_date,
-                             seed=settings.seed if seed is None else seed, time_zone=lake.cfg.time_zone)
+    make = generate_tables if settings.kind == "shop" else purchase_history
+    tables = make(users or settings.users, days or settings.days, end_date,
+                  settings.seed if seed is None else seed, time_zone=lake.cfg.time_zone)
     rows = {}
     for contract in INPUT_TABLES:
-        arrow_table = tables[contract.name]
-        lake.overwrite(contract, lake.spark.createDataFrame(arrow_table))
-        rows[contract.name] = arrow_table.num_rows
+        if contract.name in tables:  # the buyers history has clickstream (empty) and orders only
+            arrow_table = tables[contract.name]
+            lake.overwrite(contract, lake.spark.createDataFrame(arrow_table))
+            rows[contract.name] = arrow_table.num_rows
     return rows
 
 

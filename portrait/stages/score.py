@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 
 from portrait import audit
 from portrait.config import Config
+from portrait.features.population import with_customers
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.model.explain import Explanation, reason_codes
@@ -31,7 +32,6 @@ from portrait.publish.assemble import (
     with_user_attributes,
 )
 from portrait.schemas import CUSTOMER_VALUE, USER_DAILY_ACTIVITY, USER_FEATURES, USER_PORTRAIT, USERS
-from portrait.schemas.published import PORTRAIT_VALUE_COLUMNS
 from portrait.stages import bi, features
 from portrait.stages import value as customer_value
 from portrait.stages.base import input_versions, timed
@@ -122,11 +122,10 @@ def portrait_frame(cfg: Config, day: dt.date, features_of_day: DataFrame, scorer
                    churn: Scorer | None, users: DataFrame | None, versions: dict[str, int],
                    value_rows: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
     """Portrait rows of ``day`` from its feature rows, and the cached scored rows (unpersist after use).
-    Without ``scorer`` the purchase model's columns are null; ``value_rows`` (``customer_value`` of ``day``)
-    give the value columns (else null)."""
-    scored = features_of_day
-    if value_rows is not None:
-        scored = scored.join(value_rows.select("user_id", *PORTRAIT_VALUE_COLUMNS), "user_id", "left")
+    Without ``scorer`` the purchase model's columns are null. ``value_rows`` (``customer_value`` of ``day``)
+    add every customer without a feature row and give the value columns (else null):
+    :func:`portrait.features.population.with_customers`."""
+    scored = features_of_day.transform(with_customers(value_rows, cfg.features))
     if scorer is not None and scorer.explanation is not None:
         scored = scored.transform(reason_codes(scorer.model, scorer.explanation, score_output=SCORE))
     elif scorer is not None:

@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from portrait import audit
 from portrait.config import Config
 from portrait.config.model import ModelConfig
+from portrait.features.population import with_customers
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.model.evaluation import evaluate_model
@@ -36,6 +37,7 @@ from portrait.model.training import (
 from portrait.model.tuning import tune
 from portrait.schemas import CLICKSTREAM, ORDERS, USER_FEATURES
 from portrait.stages import features
+from portrait.stages import value as customer_value
 from portrait.stages.base import input_versions, timed
 from portrait.stages.rollups import stitched
 
@@ -82,16 +84,20 @@ def training_sets(lake: Lakehouse, run_date: dt.date,
                   target: str = PURCHASE_TARGET) -> tuple[list[dt.date], DataFrame, DataFrame]:
     """Snapshot dates and the labelled train and test rows of a training run as of ``run_date``.
 
-    Computes missing feature partitions. The label is ``target``'s (``purchase``: a paid order in the
-    horizon; ``churn``: no activity in it; ``lake`` carries the :func:`target_config` of the target). The
-    split is time-based (newest snapshot tests) or, with ``model.split: user_hash`` or a single snapshot, by a
-    hash of ``user_id``.
+    Computes missing feature and customer value partitions. The rows are the population of
+    :func:`portrait.features.population.with_customers` on each snapshot date. The label is ``target``'s
+    (``purchase``: a paid order in the horizon; ``churn``: no activity in it; ``lake`` carries the
+    :func:`target_config` of the target). The split is time-based (newest snapshot tests) or, with
+    ``model.split: user_hash`` or a single snapshot, by a hash of ``user_id``.
     """
     settings = lake.cfg.model
     dates = snapshot_dates(run_date, settings.label_horizon_days, settings.training_snapshots,
                            settings.snapshot_step_days)
     features.ensure(lake, dates, refresh=False)
-    rows = lake.read_days(USER_FEATURES, dates)
+    # The population the portrait scores: persons active in the lookback and every customer, each with the
+    # purchase-history columns as of the snapshot (customer_value sees only orders to its date).
+    rows = lake.read_days(USER_FEATURES, dates).transform(
+        with_customers(customer_value.ensure(lake, dates), lake.cfg.features))
     if target == PURCHASE_TARGET:
         label = label_purchases(stitched(lake, ORDERS), settings.label_horizon_days)
     else:
@@ -158,7 +164,8 @@ def train(lake: Lakehouse, run_date: dt.date, target: str = PURCHASE_TARGET) -> 
         train_rows = train_rows.transform(class_weights(WEIGHT))
     model, tuning_params, tuning_metrics = _fit(cfg, train_rows)
     with timed("evaluate"):
-        report = evaluate_model(test.transform(score(model)), seed=settings.seed)
+        report = evaluate_model(test.transform(score(model)), seed=settings.seed,
+                                horizon_days=settings.label_horizon_days, positive_buys=target == PURCHASE_TARGET)
         metrics = {**report.metrics, **tuning_metrics}
     with timed("explain"):
         explanation = explain_model(model, train_rows, settings.vocabulary_tokens)

@@ -16,8 +16,9 @@ from pyspark.sql import DataFrame
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking, value
 from portrait.model.value_frames import fit_input, value_summary, with_predictions
-from portrait.schemas import CUSTOMER_VALUE, USER_DAILY_ACTIVITY
+from portrait.schemas import CUSTOMER_VALUE, ORDERS
 from portrait.stages.base import timed
+from portrait.stages.rollups import stitched
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,13 @@ def _fit(lake: Lakehouse, day: dt.date, summary: DataFrame) -> tuple[value.BgNbd
 
 
 def compute(lake: Lakehouse, day: dt.date) -> DataFrame | None:
-    """Write the ``customer_value`` partition of ``day`` (rollups of the retention window must exist) and
-    return its rows; None when ``value.enabled`` is off."""
+    """Write the ``customer_value`` partition of ``day`` from the orders of the retention window and return
+    its rows; None when ``value.enabled`` is off."""
     settings = lake.cfg.value
     if not settings.enabled:
         return None
     with timed(f"customer value {day}"):
-        summary = lake.read(USER_DAILY_ACTIVITY).transform(value_summary(day, settings.retention_days)).cache()
+        summary = stitched(lake, ORDERS).transform(value_summary(day, settings.retention_days)).cache()
         try:
             purchases, spend, run_id = _fit(lake, day, summary)
             lake.replace_day(CUSTOMER_VALUE, summary.transform(with_predictions(purchases, spend, settings, run_id)),
@@ -62,3 +63,15 @@ def compute(lake: Lakehouse, day: dt.date) -> DataFrame | None:
         finally:
             summary.unpersist()
     return lake.read_day(CUSTOMER_VALUE, day)
+
+
+def ensure(lake: Lakehouse, days: list[dt.date]) -> DataFrame | None:
+    """The ``customer_value`` rows of ``days`` (training snapshots), computing the partitions that do not
+    exist yet; None when ``value.enabled`` is off. Each date's models see only the orders to that date."""
+    if not lake.cfg.value.enabled:
+        return None
+    present = lake.dates_present(CUSTOMER_VALUE, days)
+    for day in days:
+        if day not in present:
+            compute(lake, day)
+    return lake.read_days(CUSTOMER_VALUE, days)

@@ -19,6 +19,7 @@ from delta.tables import DeltaTable
 from py4j.protocol import Py4JError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from portrait.config import Config
@@ -73,7 +74,8 @@ def read_table(spark: SparkSession, cfg: Config, contract: TableContract,
                version: int | None = None) -> DataFrame:
     """Read a contract table, checked against its contract, with exactly the contract's columns.
 
-    ``version`` reads an earlier Delta version (time travel), to replay a past run on the data it saw.
+    ``version`` reads an earlier Delta version (time travel), to replay a past run on the data it saw; a
+    nullable column the contract gained since is null there.
 
     Raises :class:`TableNotFoundError` when it does not exist and :class:`SchemaMismatchError` when a
     contract column is missing or has another type.
@@ -92,6 +94,10 @@ def read_table(spark: SparkSession, cfg: Config, contract: TableContract,
     except Exception as exc:
         raise_storage_problem(exc, ref)
         raise
+    if version is not None:
+        # A version written before a nullable column was added to the contract (portrait/evolve.py) had none.
+        added = [f for f in contract.schema.fields if f.nullable and f.name not in frame.columns]
+        frame = frame.select("*", *[F.lit(None).cast(f.dataType).alias(f.name) for f in added])
     check_schema(frame.schema, contract, str(ref))
     return frame.select(*contract.columns)
 

@@ -76,6 +76,12 @@ _LOCAL_SQL_SETTINGS = {
     "spark.sql.sources.parallelPartitionDiscovery.parallelism": "4",
 }
 _LOCAL_SETTINGS = {
+    # Memory pages are sized from the heap (64 MB on a 4g driver), and a broadcast join's hash relation takes at
+    # least one page however few rows it holds. Broadcasts stay in storage memory until the driver's garbage
+    # collector lets Spark clean them, and storage up to half the pool is never evicted for execution, so a
+    # session that has run many small broadcast joins can hold hundreds of MB of nearly empty pages and then
+    # fail a large aggregation for memory. A page of a few MB wastes little on small relations.
+    "spark.buffer.pageSize": "4m",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.warehouse.dir": "",  # filled per lakehouse below

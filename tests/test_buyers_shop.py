@@ -17,7 +17,7 @@ from tests.shops import RUN_DATE
 pytestmark = [pytest.mark.slow, pytest.mark.mission]
 
 BUYERS_SHOP = {"GENERATE__KIND": "buyers", "GENERATE__USERS": "2000", "GENERATE__DAYS": "730",
-               "MODEL__LABEL_HORIZON_DAYS": "90", "MODEL__TARGETS": "[purchase, churn]"}
+               "MODEL__LABEL_HORIZON_DAYS": "90", "MODEL__TARGETS": "[purchase, churn, purchase_30d]"}
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,7 @@ def _on_run_date(frame):
 
 def test_every_customer_has_a_portrait_row_with_value_columns(spark, buyers_run):
     cfg, summary = buyers_run
+    mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     portrait = _on_run_date(io.read_table(spark, cfg, USER_PORTRAIT)).cache()
     customers = io.read_table(spark, cfg, ORDERS).where(F.col("status") == "paid").select("user_id").distinct()
     active = _on_run_date(io.read_table(spark, cfg, USER_FEATURES)).count()
@@ -49,6 +50,15 @@ def test_every_customer_has_a_portrait_row_with_value_columns(spark, buyers_run)
     assert portrait.where(F.col("purchase_propensity").isNull()).isEmpty()
     assert {r[0] for r in portrait.select("propensity_decile").distinct().collect()} == set(range(1, 11))
     assert _on_run_date(io.read_table(spark, cfg, CUSTOMER_VALUE)).count() == 2000
+    # A further horizon: its own model's probability for everyone, named by target, with the model's run.
+    horizons = portrait.select(F.col("horizon_propensities")["purchase_30d"].alias("p30"),
+                               F.col("horizon_model_run_ids")["purchase_30d"].alias("run"))
+    assert horizons.where(F.col("p30").isNull() | (F.col("p30") < 0) | (F.col("p30") > 1)).isEmpty()
+    [(run_id,)] = horizons.select("run").distinct().collect()
+    assert mlflow.get_run(run_id).data.params["label_horizon_days"] == "30"
+    # Buying within 30 days is rarer than within 90: the shorter horizon's probabilities are lower on average.
+    means = portrait.agg(F.avg(F.col("horizon_propensities")["purchase_30d"]), F.avg("purchase_propensity")).first()
+    assert means[0] < means[1]
     portrait.unpersist()
 
 

@@ -12,6 +12,7 @@ from pydantic_core import PydanticUndefined
 
 from portrait.config import Config, ConfigError, load_config
 from portrait.schemas import ALL_TABLES, EVENT_TYPES
+from portrait.stages.train import target_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -73,6 +74,22 @@ def test_out_of_range_value_is_rejected(tmp_path):
     env_file = _write(tmp_path, BASE, ENV + "model:\n  label_horizon_days: 0\n")
     with pytest.raises(ConfigError, match="model.label_horizon_days"):
         load_config(env_file, environ={})
+
+
+@pytest.mark.parametrize("targets", ["[purchase, purchase_0d]", "[purchase, purchase_366d]", "[purchase, buy_30d]",
+                                     "[purchase_30d, purchase]", "[purchase, purchase_30d, purchase_30d]"])
+def test_targets_are_purchase_first_then_churn_or_purchase_horizons_of_up_to_a_year(tmp_path, targets):
+    env_file = _write(tmp_path, BASE, ENV + f"model:\n  targets: {targets}\n")
+    with pytest.raises(ConfigError, match="model.targets"):
+        load_config(env_file, environ={})
+
+
+def test_a_purchase_horizon_target_trains_its_own_model_with_its_horizon(tmp_path):
+    env_file = _write(tmp_path, BASE, ENV + "model:\n  targets: [purchase, churn, purchase_180d]\n")
+    cfg = load_config(env_file, environ={})
+    horizon = target_config(cfg, "purchase_180d")
+    assert (horizon.model.name, horizon.model.label_horizon_days) == ("purchase_propensity_purchase_180d", 180)
+    assert horizon.mlflow.experiment == f"{cfg.mlflow.experiment}_purchase_180d"
 
 
 def test_missing_required_value_is_named(tmp_path):

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from portrait import graph, io
+from portrait.features.population import with_customers
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
 from portrait.model.scoring import SCORE, score
@@ -159,7 +160,9 @@ def test_model_loaded_from_mlflow_scores_exactly_like_the_in_memory_model(spark,
     cfg, summary, trained_by_target = default_run
     trained = trained_by_target["purchase"]  # the model the daily run trained, still in memory
     assert trained.model_uri == summary.model_uri
-    features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))
+    day = F.col("dt") == F.lit(RUN_DATE).cast("date")
+    features = io.read_table(spark, cfg, USER_FEATURES).where(day).transform(
+        with_customers(io.read_table(spark, cfg, CUSTOMER_VALUE).where(day), cfg.features))
     in_memory = features.transform(score(trained.model)).select("user_id", SCORE)
     loaded = tracking.load_model(trained.model_uri)
     from_mlflow = features.transform(score(loaded)).select("user_id", SCORE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 
@@ -10,7 +11,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from portrait import io
+from portrait import evolve, io
 from portrait.schemas import USER_FEATURES, TableContract, _col
 
 SMALL = TableContract(
@@ -81,6 +82,21 @@ def test_schema_mismatch_names_table_and_column(spark, cfg):
         io.read_table(spark, cfg, SMALL)
     with pytest.raises(io.SchemaMismatchError, match=r"has no column 'days_since_first_event'"):
         io.read_table(spark, cfg, USER_FEATURES)
+
+
+def test_an_old_version_reads_a_nullable_column_added_since_as_null(spark, cfg):
+    io.replace_partition(spark, cfg, SMALL, _rows(spark, [("a", 1, D1)]), D1)
+    first = io.table_version(spark, cfg, SMALL)
+    grown = dataclasses.replace(SMALL, schema=T.StructType(
+        [*SMALL.schema.fields[:2], _col("note", T.StringType(), "Added later."), SMALL.schema.fields[2]]))
+    evolve.add_missing_columns(spark, cfg, grown)
+    [row] = io.read_table(spark, cfg, grown, version=first).collect()
+    assert row.asDict() == {"user_id": "a", "value": 1, "note": None, "dt": D1}
+    required = dataclasses.replace(grown, schema=T.StructType(
+        [*grown.schema.fields[:3], _col("other", T.StringType(), "NOT NULL, never added.", False),
+         grown.schema.fields[3]]))
+    with pytest.raises(io.SchemaMismatchError, match="no column 'other'"):  # only nullable ones read as null
+        io.read_table(spark, cfg, required, version=first)
 
 
 def test_versions_count_commits_and_time_travel_reads_an_old_version(spark, cfg):

@@ -12,10 +12,12 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.optimize import OptimizeResult
 
 from portrait.generate.buyers import simulate_buyers
-from portrait.model import value
+from portrait.model import value, value_holdout
 from portrait.model.value import BgNbd, GammaGamma, ValueFitError
 
 PLANTED = {"r": 0.25, "alpha": 4.0, "a": 1.5, "b": 4.0, "p": 6.0, "q": 4.0, "gamma": 15.0}
@@ -121,3 +123,48 @@ def test_too_few_customers_or_no_repeat_purchase_cannot_be_fitted():
         value.fit_bgnbd(np.zeros(500), np.zeros(500), np.full(500, 30.0))
     with pytest.raises(ValueFitError, match="Gamma-Gamma needs at least 50 customers .* the summary has 3"):
         value.fit_gamma_gamma([1, 2, 3, 0], [10.0, 20.0, 30.0, np.nan])
+
+
+def _held_out_frame(buyers) -> pd.DataFrame:
+    rows = pd.DataFrame({"frequency": buyers.x, "recency_days": buyers.t_x, "age_days": buyers.T,
+                         "holdout_purchases": buyers.holdout_purchases})
+    return rows.groupby(list(rows.columns), as_index=False).size().rename(columns={"size": "weight"})
+
+
+def test_the_held_out_check_passes_the_fit_and_fails_a_model_that_learnt_nothing(buyers, fitted):
+    purchases, _ = fitted
+    grouped = _held_out_frame(buyers)
+    report = value_holdout.evaluate(purchases, grouped, 90)
+    assert report.learnt and report.refusal() is None
+    assert report.metrics["holdout_customers"] == len(buyers.x)
+    assert report.metrics["holdout_actual_purchases"] == buyers.holdout_purchases.sum()
+    assert report.metrics["holdout_predicted_purchases"] == pytest.approx(buyers.holdout_purchases.sum(), rel=0.05)
+    table = report.table.set_index("frequency")
+    assert list(table.index) == list(range(8)) and table["customers"].sum() == len(buyers.x)
+    assert table.loc[0, "mean_naive"] == 0.0 and table.loc[0, "mean_actual"] > 0.0  # one-off buyers buy again
+    # Everybody alive and buying at the population's mean rate: a model that ignores who did what.
+    flat = BgNbd(1e6, 1e6 / (purchases.r / purchases.alpha), 1e-6, 1e6)
+    refused = value_holdout.evaluate(flat, grouped, 90)
+    assert not refused.learnt
+    assert "does not beat the past-rate yardstick" in refused.refusal()
+
+
+def test_a_stalled_line_search_is_finished_without_gradients(buyers, fitted, monkeypatch):
+    """L-BFGS-B can stop with ABNORMAL_TERMINATION_IN_LNSRCH near the optimum (gradients lost in rounding);
+    the fit then finishes from where it stopped instead of leaving a date without value predictions."""
+    real = value.minimize
+    calls = []
+
+    def stalling(fun, x0, method, options):
+        calls.append(method)
+        if method == "L-BFGS-B":
+            stopped = real(fun, x0, method=method, options={**options, "maxiter": 3})
+            return OptimizeResult(x=stopped.x, fun=stopped.fun, success=False,
+                                  message="ABNORMAL_TERMINATION_IN_LNSRCH")
+        return real(fun, x0, method=method, options=options)
+
+    monkeypatch.setattr(value, "minimize", stalling)
+    _, spend = fitted
+    again = value.fit_gamma_gamma(buyers.x, buyers.m)
+    assert calls == ["L-BFGS-B", "Nelder-Mead"]
+    assert (again.p, again.q, again.v) == pytest.approx((spend.p, spend.q, spend.v), rel=1e-4)

@@ -12,7 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from portrait.config import ValueConfig
 from portrait.model import value
-from portrait.model.value_frames import fit_input, value_summary, with_predictions
+from portrait.model.value_frames import fit_input, holdout_input, value_summary, with_predictions
 from portrait.schemas import CUSTOMER_VALUE
 
 D = dt.date(2026, 11, 20)
@@ -87,15 +87,33 @@ def test_without_fitted_models_every_prediction_is_null(spark):
     assert (row["frequency"], row["mean_repeat_value"]) == (2, 60.0)
 
 
-def test_an_unbounded_expectation_is_null_not_nan(spark):
-    summary = spark.createDataFrame([("a", 2, 25, 30, 60.0, D)], SUMMARY)
-    [row] = summary.transform(with_predictions(value.BgNbd(0.25, 4.0, 0.9, 4.0), value.GammaGamma(6.0, 4.0, 15.0),
-                                               ValueConfig(), "run-1")).collect()
-    assert row["expected_purchases_90d"] is None and row["clv"] is None
-    assert 0.0 < row["p_alive"] < 1.0
+def test_an_undefined_expectation_is_null_not_nan(spark):
+    summary = spark.createDataFrame([("a", 0, 0, 30, None, D), ("b", 2, 25, 30, 60.0, D)], SUMMARY)
+    # a + b + x - 1 = 0 for the one-off buyer: a pole of the hypergeometric function.
+    rows = {r["user_id"]: r for r in summary.transform(with_predictions(
+        value.BgNbd(0.25, 4.0, 0.4, 0.6), value.GammaGamma(6.0, 4.0, 15.0), ValueConfig(), "run-1")).collect()}
+    assert rows["a"]["expected_purchases_90d"] is None and rows["a"]["clv"] is None
+    assert rows["a"]["p_alive"] == 1.0
+    assert rows["b"]["expected_purchases_90d"] > 0.0
 
 
 def test_the_summary_schema_is_the_contracts(spark):
     summary = spark.createDataFrame([], T.StructType.fromDDL(ORDER_LINES + ", category_id string")).transform(value_summary(D, 365))
     types = {f.name: f.dataType for f in CUSTOMER_VALUE.schema.fields}
     assert {f.name: f.dataType for f in summary.schema.fields} == {c: types[c] for c in summary.columns}
+
+
+def test_the_held_out_input_is_the_summary_at_the_cut_with_the_purchase_days_after_it(spark):
+    cut = 90  # ValueConfig().holdout_days
+    lines = [("a", "o1", _day(200)), ("a", "o2", _day(150)), ("a", "o3", _day(50)), ("a", "o4", _day(50)),
+             ("a", "o5", _day(10)),
+             ("b", "o6", _day(100)),          # nothing after the cut
+             ("c", "o7", _day(30)),           # a customer only after the cut: not in the calibration summary
+             ("d", "o8", _day(100)), ("d", "o9", _day(cut)),  # the cut's own day is calibration
+             ("d", "o10", _day(-1))]          # after the date: not held out either
+    orders = spark.createDataFrame([(u, o, d, "paid", 1, 10.0, 0.0) for u, o, d in lines], ORDER_LINES) \
+        .withColumn("category_id", F.lit(None).cast("string"))
+    grouped = holdout_input(orders, D, ValueConfig())
+    rows = sorted(map(tuple, grouped[["frequency", "recency_days", "age_days", "holdout_purchases", "weight"]]
+                      .to_numpy().tolist()))
+    assert rows == [(0, 0, 10, 0, 1), (1, 10, 10, 0, 1), (1, 50, 110, 2, 1)]

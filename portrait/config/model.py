@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from portrait.config.base import _Section, check_identifier
+
+_HORIZON_TARGET = re.compile(r"purchase_([1-9][0-9]{0,2})d")
+
+
+def horizon_of(target: str) -> int | None:
+    """The label horizon of a ``purchase_<N>d`` target (N in 1..365), else None."""
+    match = _HORIZON_TARGET.fullmatch(target)
+    return int(match.group(1)) if match and int(match.group(1)) <= 365 else None
 
 
 class TuningConfig(_Section):
@@ -77,10 +86,12 @@ class ModelConfig(_Section):
     )
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="user_hash split: share of users held out.")
     tuning: TuningConfig = TuningConfig()
-    targets: list[Literal["purchase", "churn"]] = Field(
+    targets: list[str] = Field(
         default_factory=lambda: ["purchase", "churn"], min_length=1,
         description="Label definitions trained per run, one MLflow experiment and registered model each; "
-                    "the portrait's purchase_propensity comes from 'purchase', churn_score from 'churn'.",
+                    "the portrait's purchase_propensity comes from 'purchase' (label_horizon_days), churn_score "
+                    "from 'churn'; 'purchase_<N>d' (N in 1..365) adds a purchase label of another horizon, "
+                    "whose probability goes to user_portrait.horizon_propensities under that name.",
     )
     churn_horizon_days: int = Field(30, ge=1, le=180, description="churn: no activity in (D, D + horizon].")
     daily_training: Literal["always", "if_no_champion", "never"] = Field(
@@ -96,6 +107,9 @@ class ModelConfig(_Section):
     def _purchase_first(cls, value: list[str]) -> list[str]:
         if value[0] != "purchase" or len(set(value)) != len(value):
             raise ValueError(f"targets must start with 'purchase' and not repeat, got {value}")
+        unknown = [t for t in value if t not in ("purchase", "churn") and horizon_of(t) is None]
+        if unknown:
+            raise ValueError(f"unknown targets {unknown}: known are purchase, churn and purchase_<N>d, N in 1..365")
         return value
 
 
@@ -108,6 +122,10 @@ class ValueConfig(_Section):
     clv_periods: int = Field(12, ge=1, le=120, description="CLV horizon in periods of 30 days.")
     margin: float = Field(1.0, gt=0.0, le=1.0, description="Share of an order's value that is margin (1: revenue).")
     discount_rate: float = Field(0.01, ge=0.0, le=1.0, description="Discount rate per 30-day period.")
+    holdout_days: int = Field(
+        90, ge=7, le=365, description="The held-out check: the purchase model fitted on the history to this many "
+                                      "days before the date must predict the purchases of those days better than "
+                                      "each customer's past rate, else no predictions are published.")
     max_fit_rows: int = Field(
         200_000, ge=1000, description="Summary rows the fit reads on the driver; a larger summary is sampled.")
     min_customers: int = Field(

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from portrait.model.evaluation import EvaluationReport  # noqa: E402
@@ -64,6 +65,18 @@ def lift_figure(report: EvaluationReport) -> Figure:
     ax.plot(table["decile"], table["cum_lift"].fillna(0.0), color="black", marker="o",
             label="cumulative lift from the top")
     ax.axhline(1.0, color="grey", linewidth=0.5)
+    ax.legend(loc="upper left")
+    return fig
+
+
+def value_holdout_figure(table: pd.DataFrame, holdout_days: int) -> Figure:
+    """The calibration/holdout plot of the value model: mean purchases after the cut by past frequency."""
+    fig, ax = _figure(f"Purchases in the {holdout_days} held-out days", "repeat purchase days before the cut",
+                      "mean purchase days per customer")
+    labels = [f"{f}+" if f == table["frequency"].max() and f >= 7 else str(f) for f in table["frequency"]]
+    ax.plot(labels, table["mean_actual"], marker="o", label="actual")
+    ax.plot(labels, table["mean_predicted"], marker="s", label="BG/NBD")
+    ax.plot(labels, table["mean_naive"], linestyle="--", label="past rate")
     ax.legend(loc="upper left")
     return fig
 

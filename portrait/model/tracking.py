@@ -19,6 +19,7 @@ from portrait.config import Config
 from portrait.model.evaluation import EvaluationReport
 from portrait.model.explain import Explanation, top_features
 from portrait.model.pipeline import MODEL_INPUT_COLUMNS
+from portrait.model.value_holdout import HoldoutReport
 from portrait.monitor import Check
 
 MODEL_ARTIFACT = "model"
@@ -295,15 +296,32 @@ def log_monitoring(cfg: Config, day, rows: list[Check]) -> str:
         return run.info.run_id
 
 
-def log_value_fit(cfg: Config, day, params: dict[str, float], metrics: dict[str, float]) -> str:
-    """Log a date's customer value fit (BG/NBD and Gamma-Gamma parameters, likelihoods, customers) as one
-    MLflow run in the experiment ``<mlflow.experiment>_value``; returns the run id."""
+def log_value_fit(cfg: Config, day, params: dict[str, float], metrics: dict[str, float],
+                  held_out: HoldoutReport | None = None, refusal: str | None = None) -> str:
+    """Log a date's customer value fit (BG/NBD and Gamma-Gamma parameters, likelihoods, customers, the held-out
+    check's metrics, table and plot) as one MLflow run in the experiment ``<mlflow.experiment>_value``, tagged
+    ``publication: refused`` with the reason when the check failed; returns the run id."""
+    from portrait.model.plots import close, value_holdout_figure
+
     settings = cfg.mlflow.model_copy(update={"experiment": f"{cfg.mlflow.experiment}_value"})
     experiment_id = use_experiment(cfg.model_copy(update={"mlflow": settings}))
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"value-{day}") as run:
-        mlflow.set_tags({"portrait.job": "value", "portrait.date": str(day)})
+        mlflow.set_tags({"portrait.job": "value", "portrait.date": str(day),
+                         "holdout_check": "none (history too short)" if held_out is None else
+                         "passed" if refusal is None else "failed"})
+        if refusal is not None:
+            mlflow.set_tags({"publication": "refused", "publication.reason": refusal})
         mlflow.log_params({**params, **cfg.value.model_dump()})
         mlflow.log_metrics(metrics)
+        if held_out is not None:
+            mlflow.log_text(held_out.table.to_csv(index=False), f"{EVALUATION_DIR}/holdout_by_frequency.csv")
+            mlflow.log_text(held_out.table.to_json(orient="records", indent=1),
+                            f"{EVALUATION_DIR}/holdout_by_frequency.json")
+            figure = value_holdout_figure(held_out.table, cfg.value.holdout_days)
+            try:
+                mlflow.log_figure(figure, f"{EVALUATION_DIR}/holdout_by_frequency.png")
+            finally:
+                close({"holdout": figure})
         return run.info.run_id
 
 

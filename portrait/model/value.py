@@ -94,8 +94,16 @@ def gamma_gamma_log_likelihood(params, x, m) -> np.ndarray:
 
 def _fit(negative_ll, start: np.ndarray, what: str) -> tuple[np.ndarray, float]:
     """Minimise ``negative_ll`` over log-parameters (every parameter is positive); returns (params, ll)."""
-    result = minimize(lambda theta: negative_ll(np.exp(theta)), np.log(start), method="L-BFGS-B",
+    def objective(theta):
+        return negative_ll(np.exp(theta))
+
+    result = minimize(objective, np.log(start), method="L-BFGS-B",
                       options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9})
+    if np.isfinite(result.fun) and not (result.success or "PRECISION" in str(result.message).upper()):
+        # A line search that stalls near the optimum (ABNORMAL_TERMINATION_IN_LNSRCH: the gradient is no longer
+        # resolved) is finished without gradients from where it stopped.
+        result = minimize(objective, result.x, method="Nelder-Mead",
+                          options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 20_000})
     if not np.isfinite(result.fun) or not (result.success or "PRECISION" in str(result.message).upper()):
         raise ValueFitError(f"{what}: the maximum-likelihood fit did not converge ({result.message})")
     return np.exp(result.x), -float(result.fun)
@@ -150,7 +158,7 @@ def probability_alive(model: BgNbd, x, t_x, T) -> np.ndarray:
 def expected_purchases(model: BgNbd, t, x, t_x, T) -> np.ndarray:
     """Expected purchases in the ``t`` days after ``T``. Finite for every a > 0 (a <= 1 only makes the purchases
     until drop-out unbounded in expectation, not those of a finite window); NaN where the hypergeometric
-    function is undefined (a + b + x - 1 <= 0)."""
+    function has a pole (a + b + x - 1 is 0 or a negative integer)."""
     x, t_x, T = _arrays(x, t_x, T)
     r, alpha, a, b = model.params
     t = float(t)

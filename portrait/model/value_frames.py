@@ -28,6 +28,19 @@ SUMMARY_COLUMNS = ("frequency", "recency_days", "age_days", "mean_repeat_value")
 _PREDICTIONS = T.StructType([T.StructField(name, T.DoubleType()) for name, _ in VALUE_PREDICTIONS])
 
 
+# Amounts are summed as decimals: a sum of doubles depends on the order the rows arrive in, which a shuffle
+# does not fix, and the fit (and every prediction) of a re-run must not move with it.
+_MONEY = "decimal(38,4)"
+
+
+def _purchase_days(orders: DataFrame, after: dt.date, last: dt.date) -> DataFrame:
+    """(user_id, dt, paid_amount as a decimal) of every day in (``after``, ``last``] with a paid order."""
+    in_window = orders.where((F.col("dt") <= date_literal(last)) & (F.col("dt") > date_literal(after)))
+    amount = F.round(F.col("amount"), 4).cast(_MONEY)
+    return (per_order(in_window).where(F.col("paid") == 1)
+            .groupBy("user_id", "dt").agg(F.coalesce(F.sum(amount), F.lit(0).cast(_MONEY)).alias("paid_amount")))
+
+
 def value_summary(day: dt.date, retention_days: int) -> Transformation:
     """``orders`` lines → one row per person with a paid order in the ``retention_days`` to ``day``:
     ``frequency`` (purchase days after the first), ``recency_days``, ``age_days``, ``mean_repeat_value`` (null
@@ -37,10 +50,7 @@ def value_summary(day: dt.date, retention_days: int) -> Transformation:
     def transform(orders: DataFrame) -> DataFrame:
         # Read from the orders, not the daily rollups: the rollups reach back only as far as the lookback of
         # the dates computed, the purchase history back the whole retention window.
-        in_window = orders.where((F.col("dt") <= date_literal(day))
-                                 & (F.col("dt") > F.date_sub(date_literal(day), retention_days)))
-        buys = (per_order(in_window).where(F.col("paid") == 1)
-                .groupBy("user_id", "dt").agg(F.coalesce(F.sum("amount"), F.lit(0.0)).alias("paid_amount")))
+        buys = _purchase_days(orders, day - dt.timedelta(days=retention_days), day)
         per_person = buys.groupBy("user_id").agg(
             F.min("dt").alias("first"), F.max("dt").alias("last"), F.count(F.lit(1)).alias("days"),
             F.sum("paid_amount").alias("spend"), F.min_by("paid_amount", "dt").alias("first_spend"))
@@ -49,10 +59,25 @@ def value_summary(day: dt.date, retention_days: int) -> Transformation:
             "user_id", frequency.alias("frequency"),
             F.datediff("last", "first").alias("recency_days"),
             F.datediff(date_literal(day), "first").alias("age_days"),
-            F.when(frequency > 0, (F.col("spend") - F.col("first_spend")) / frequency).alias("mean_repeat_value"),
+            F.when(frequency > 0, ((F.col("spend") - F.col("first_spend")).cast("double") / frequency))
+            .alias("mean_repeat_value"),
             date_literal(day).alias("dt"))
 
     return transform
+
+
+def holdout_input(orders: DataFrame, day: dt.date, settings: ValueConfig) -> pd.DataFrame:
+    """The held-out check's rows (portrait/model/value_holdout.py): the summary to ``day - value.holdout_days``
+    grouped by (frequency, recency, age) and the purchase days each customer made after it, to ``day``, with
+    a ``weight``; bounded like the fit's input."""
+    cut = day - dt.timedelta(days=settings.holdout_days)
+    calibration = orders.transform(value_summary(cut, settings.retention_days))
+    later = _purchase_days(orders, cut, day).groupBy("user_id").agg(F.count(F.lit(1)).alias("holdout_purchases"))
+    grouped = (calibration.join(later, "user_id", "left")
+               .withColumn("holdout_purchases", F.coalesce("holdout_purchases", F.lit(0)))
+               .groupBy("frequency", "recency_days", "age_days", "holdout_purchases")
+               .agg(F.count(F.lit(1)).alias("weight")))
+    return _bounded(grouped, settings)
 
 
 def fit_input(summary: DataFrame, settings: ValueConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

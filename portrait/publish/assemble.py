@@ -27,6 +27,7 @@ REASON_CODES = "reason_codes"
 CHURN_SCORE = "churn_score"
 CHURN_REASON_CODES = "churn_reason_codes"
 CLV = "clv"
+HORIZON_PROPENSITIES = "horizon_propensities"
 # The purchase model's columns: null on a date no model scored (none has learnt enough yet).
 UNSCORED_COLUMNS: tuple[str, ...] = (SCORE, "propensity_decile", "model_name", "model_version", "model_run_id")
 # Columns of the users table carried into the portrait as they are (tenure_days is derived from signup_date).
@@ -67,6 +68,7 @@ class PortraitLineage:
     model_version: str | None = None
     churn_model_run_id: str | None = None
     input_versions: tuple[tuple[str, int], ...] = ()
+    horizon_model_run_ids: tuple[tuple[str, str], ...] | None = None  # None: no horizon targets configured
 
 
 def cut_points(scored_features: DataFrame) -> CutPoints:
@@ -203,6 +205,11 @@ def _with_lineage(columns: Sequence[str], day: dt.date, lineage: PortraitLineage
     """Models and input versions behind the row, the feature and portrait dates, and the reason codes."""
     versions = F.array(*[F.struct(F.lit(table).alias("table"), F.lit(version).cast("long").alias("version"))
                          for table, version in sorted(lineage.input_versions)])
+    horizon_runs = F.lit(None)
+    if lineage.horizon_model_run_ids is not None:
+        targets, runs = zip(*lineage.horizon_model_run_ids, strict=True) if lineage.horizon_model_run_ids else ((), ())
+        horizon_runs = F.map_from_arrays(F.array(*map(F.lit, targets)).cast("array<string>"),
+                                         F.array(*map(F.lit, runs)).cast("array<string>"))
 
     def transform(rows: DataFrame) -> DataFrame:
         return (
@@ -211,6 +218,8 @@ def _with_lineage(columns: Sequence[str], day: dt.date, lineage: PortraitLineage
             .withColumn("model_run_id", F.lit(lineage.model_run_id).cast("string"))
             .withColumn("churn_model_run_id",
                         F.when(churn.isNotNull(), F.lit(lineage.churn_model_run_id)).cast("string"))
+            .withColumn("horizon_propensities", _optional(columns, HORIZON_PROPENSITIES, "map<string,double>"))
+            .withColumn("horizon_model_run_ids", horizon_runs.cast("map<string,string>"))
             .withColumn("input_versions", versions)
             .withColumn("feature_dt", F.col("dt"))
             .withColumn("dt", date_literal(day))

@@ -67,6 +67,8 @@ USER_PORTRAIT = TableContract(
             _col("model_version", T.StringType(), "Registered version of that model in MLflow; null for a model that was not registered."),
             _col("model_run_id", T.StringType(), "MLflow run id of that model; null with purchase_propensity."),
             _col("churn_model_run_id", T.StringType(), "MLflow run id of the model that produced churn_score; null with churn_score."),
+            _col("horizon_propensities", T.MapType(T.StringType(), T.DoubleType()), "Probability of a paid order within each further horizon of model.targets, by target name (purchase_<N>d: within N days after dt); null when model.targets has none, without an entry for a target no model has learnt yet."),
+            _col("horizon_model_run_ids", T.MapType(T.StringType(), T.StringType()), "MLflow run id of the model behind each entry of horizon_propensities, by target name; null with horizon_propensities."),
             _col("input_versions", _INPUT_VERSIONS, "Delta version of every input table the run read (clickstream, orders, items, users, reviews, identity_graph), by table name.", False),
             _col("feature_dt", T.DateType(), "Date of the features the portrait is built from.", False),
             _col("dt", T.DateType(), "Portrait date; partition column.", False),

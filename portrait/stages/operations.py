@@ -72,13 +72,14 @@ def _recomputed_features(lake: Lakehouse, day: dt.date, versions: dict[str, int]
                                items=score.input_frame(lake, ITEMS, versions), reviews=reviews)
 
 
-def _recorded_scorers(lake: Lakehouse, run, day: dt.date) -> tuple[score.Scorer | None, score.Scorer | None]:
-    """The models the run scored with (None: no purchase model scored it); the registry version and the churn
-    model's run are read from the published rows (aliases move, so the registry today cannot say which version
-    scored that day)."""
+def _recorded_scorers(lake: Lakehouse, run, day: dt.date) -> tuple[score.Scorer | None, score.Scorer | None,
+                                                                    dict[str, score.Scorer]]:
+    """The models the run scored with (None: no purchase model scored it), and those of the further purchase
+    horizons; the registry version and the other models' runs are read from the published rows (aliases
+    move, so the registry today cannot say which version scored that day)."""
     tracking.use_store(lake.cfg)  # the recorded runs are in the configured store
     lineage = lake.read_day(USER_PORTRAIT, day, version=run["output_versions"][USER_PORTRAIT.name]).select(
-        "model_version", "churn_model_run_id").first()
+        "model_version", "churn_model_run_id", "horizon_model_run_ids").first()
     scorer = None
     if run["mlflow_run_id"] is not None:
         model_uri = f"runs:/{run['mlflow_run_id']}/{tracking.MODEL_ARTIFACT}"
@@ -88,7 +89,10 @@ def _recorded_scorers(lake: Lakehouse, run, day: dt.date) -> tuple[score.Scorer 
     churn = None
     if lineage is not None and lineage["churn_model_run_id"] is not None:
         churn = score.load_scorer(f"runs:/{lineage['churn_model_run_id']}/{tracking.MODEL_ARTIFACT}")
-    return scorer, churn
+    horizon_runs = {} if lineage is None else (lineage["horizon_model_run_ids"] or {})
+    horizons = {target: score.load_scorer(f"runs:/{run_id}/{tracking.MODEL_ARTIFACT}")
+                for target, run_id in sorted(horizon_runs.items())}
+    return scorer, churn, horizons
 
 
 @contextmanager
@@ -108,14 +112,15 @@ def replay_portrait(lake: Lakehouse, job_run_id: str) -> Iterator[DataFrame]:
     if not (recomputed.exceptAll(published).isEmpty() and published.exceptAll(recomputed).isEmpty()):
         raise ReplayError(f"features of {day} recomputed from the recorded input versions differ from the "
                           "published ones: an input table was changed in place or the feature code changed")
-    scorer, churn = _recorded_scorers(lake, run, day)
+    scorer, churn, horizons = _recorded_scorers(lake, run, day)
     inputs = {c.name for c in (*INPUT_TABLES, IDENTITY_GRAPH)}
     recorded_inputs = {name: version for name, version in versions.items() if name in inputs}
     # The value rows as the run wrote them (runs recorded before customer_value existed have none).
     value_version = outputs.get(CUSTOMER_VALUE.name)
     value_rows = None if value_version is None else lake.read_day(CUSTOMER_VALUE, day, version=value_version)
     portrait, scored = score.portrait_frame(lake.cfg, day, published, scorer, churn,
-                                            score.input_frame(lake, USERS, versions), recorded_inputs, value_rows)
+                                            score.input_frame(lake, USERS, versions), recorded_inputs, value_rows,
+                                            horizons)
     try:
         yield portrait
     finally:

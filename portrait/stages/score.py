@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from portrait import audit
 from portrait.config import Config
+from portrait.config.model import horizon_of
+from portrait.features.dates import Transformation
 from portrait.features.population import with_customers
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
@@ -25,6 +28,7 @@ from portrait.privacy import pseudonym_key
 from portrait.publish.assemble import (
     CHURN_REASON_CODES,
     CHURN_SCORE,
+    HORIZON_PROPENSITIES,
     UNSCORED_COLUMNS,
     PortraitLineage,
     assemble_portrait,
@@ -118,9 +122,36 @@ def churn_scorer(cfg: Config, trained: Trained | None = None) -> Scorer | None:
     return target_scorer(cfg, CHURN_TARGET, trained)
 
 
+def horizon_targets(cfg: Config) -> list[str]:
+    """The further purchase horizons of ``model.targets`` (``purchase_<N>d``), in configured order."""
+    return [t for t in cfg.model.targets if horizon_of(t) is not None]
+
+
+def horizon_scorers(cfg: Config, trained: Trained | None = None) -> dict[str, Scorer]:
+    """The models of the further purchase horizons that have learnt enough to score, by target."""
+    scorers = {target: target_scorer(cfg, target, trained) for target in horizon_targets(cfg)}
+    return {target: scorer for target, scorer in scorers.items() if scorer is not None}
+
+
+def _with_horizons(cfg: Config, horizons: dict[str, Scorer]) -> Transformation:
+    """Add ``horizon_propensities``: each horizon model's probability by target (null without horizon targets)."""
+
+    def transform(rows: DataFrame) -> DataFrame:
+        if not horizon_targets(cfg):
+            return rows
+        for target, scorer in horizons.items():
+            rows = rows.transform(score(scorer.model, f"_{target}"))
+        entries = [F.struct(F.lit(t).alias("key"), F.col(f"_{t}").alias("value")) for t in horizons]
+        propensities = F.map_from_entries(F.array(*entries).cast("array<struct<key:string,value:double>>"))
+        return rows.withColumn(HORIZON_PROPENSITIES, propensities).drop(*[f"_{t}" for t in horizons])
+
+    return transform
+
+
 def portrait_frame(cfg: Config, day: dt.date, features_of_day: DataFrame, scorer: Scorer | None,
                    churn: Scorer | None, users: DataFrame | None, versions: dict[str, int],
-                   value_rows: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
+                   value_rows: DataFrame | None = None,
+                   horizons: dict[str, Scorer] | None = None) -> tuple[DataFrame, DataFrame]:
     """Portrait rows of ``day`` from its feature rows, and the cached scored rows (unpersist after use).
     Without ``scorer`` the purchase model's columns are null. ``value_rows`` (``customer_value`` of ``day``)
     add every customer without a feature row and give the value columns (else null):
@@ -135,10 +166,13 @@ def portrait_frame(cfg: Config, day: dt.date, features_of_day: DataFrame, scorer
                                                score_output=CHURN_SCORE))
     elif churn is not None:
         scored = scored.transform(score(churn.model, CHURN_SCORE))
+    horizons = horizons or {}
+    scored = scored.transform(_with_horizons(cfg, horizons))
     scored = scored.transform(with_user_attributes(users)).cache()  # read twice: cut points, then the assembly
+    horizon_runs = tuple((t, h.run_id) for t, h in horizons.items()) if horizon_targets(cfg) else None
     lineage = PortraitLineage(None if scorer is None else tracking.registered_name(cfg),
                               None if scorer is None else scorer.run_id, None if scorer is None else scorer.version,
-                              None if churn is None else churn.run_id, tuple(sorted(versions.items())))
+                              None if churn is None else churn.run_id, tuple(sorted(versions.items())), horizon_runs)
     assemble = assemble_portrait(day, cut_points(scored), lineage, pseudonym_key(), tags=cfg.tags,
                                  high_refund_rate=cfg.features.high_refund_rate)
     return scored.transform(assemble), scored
@@ -152,13 +186,13 @@ def input_frame(lake: Lakehouse, contract, versions: dict[str, int]) -> DataFram
 
 
 def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer | None, churn: Scorer | None = None,
-                   versions: dict[str, int] | None = None) -> int:
+                   versions: dict[str, int] | None = None, horizons: dict[str, Scorer] | None = None) -> int:
     """Score the users of ``day`` and publish the ``user_portrait`` partition of ``day``; returns its rows.
 
     Missing features of ``day`` are computed first, then its ``customer_value`` partition (portrait/stages/value.py),
     whose value columns the rows repeat. With the model's explanation every row gets its reason
     codes; without, an empty list. Without ``scorer`` (no purchase model yet) its columns are null; ``churn``
-    fills ``churn_score`` (else null). ``versions`` are the input
+    fills ``churn_score`` (else null), ``horizons`` the ``horizon_propensities``. ``versions`` are the input
     table versions the run records (read at its start; default: now); the rows name them and the ``users``
     attributes are read at that version. The rows are published only when they pass the quality gate
     (:func:`portrait.stages.publish.publish_portrait`); otherwise
@@ -169,7 +203,7 @@ def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer | None, churn: 
     value_rows = customer_value.compute(lake, day)
     versions = input_versions(lake) if versions is None else versions
     rows, scored = portrait_frame(lake.cfg, day, lake.read_day(USER_FEATURES, day), scorer, churn,
-                                  input_frame(lake, USERS, versions), versions, value_rows)
+                                  input_frame(lake, USERS, versions), versions, value_rows, horizons)
     try:
         unscored = UNSCORED_COLUMNS if scorer is None else ()
         return publish_portrait(lake, day, rows, unscored).rows  # quality gate, atomic write, tag changes
@@ -177,7 +211,7 @@ def write_portrait(lake: Lakehouse, day: dt.date, scorer: Scorer | None, churn: 
         scored.unpersist()
 
 
-def _scorers(lake: Lakehouse, day: dt.date, model_uri: str | None) -> tuple[Scorer | None, Scorer | None, dict]:
+def _scorers(lake: Lakehouse, day: dt.date, model_uri: str | None) -> tuple[Scorer | None, Scorer | None, Trained]:
     """The purchase and churn scorers of a run, training first the targets that need it (none when
     ``model_uri`` names the model to score with)."""
     if model_uri is not None:
@@ -205,9 +239,10 @@ def run(lake: Lakehouse, day: dt.date, model_uri: str | None = None, git_commit:
         pseudonym_key()  # the BI tables need it: a missing key fails now, not after training
         run.input_versions = input_versions(lake)
         scorer, churn, trained = _scorers(lake, day, model_uri)
+        horizons = horizon_scorers(lake.cfg, trained)
         run.mlflow_run_id = None if scorer is None else scorer.run_id
         with timed(f"portrait {day}"):
-            rows = write_portrait(lake, day, scorer, churn, run.input_versions)
+            rows = write_portrait(lake, day, scorer, churn, run.input_versions, horizons)
         with timed(f"bi tables and report {day}"):
             bi_rows = bi.write_tables(lake, day)
             report = bi.write_report(lake, day)

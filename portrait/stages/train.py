@@ -1,6 +1,6 @@
 """The train stage: point-in-time training sets, fit, evaluation against baselines, MLflow, promotion.
 
-Each target (``model.targets``: purchase, churn) has its own label, experiment and registered model
+Each target (``model.targets``: purchase, churn, purchase_<N>d) has its own label, experiment and registered model
 (:func:`target_config`); the champion alias moves only past the promotion gate.
 """
 
@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 
 from portrait import audit
 from portrait.config import Config
-from portrait.config.model import ModelConfig
+from portrait.config.model import ModelConfig, horizon_of
 from portrait.features.population import with_customers
 from portrait.lakehouse import Lakehouse
 from portrait.model import tracking
@@ -68,13 +68,14 @@ class TrainingResult:
 
 def target_config(cfg: Config, target: str) -> Config:
     """The configuration of one training target: ``purchase`` is ``cfg`` itself; ``churn`` trains
-    ``<model.name>_churn`` in experiment ``<mlflow.experiment>_churn`` with ``model.churn_horizon_days``."""
+    ``<model.name>_churn`` in experiment ``<mlflow.experiment>_churn`` with ``model.churn_horizon_days``;
+    ``purchase_<N>d`` trains ``<model.name>_purchase_<N>d`` likewise, with an N-day purchase label."""
     if target == PURCHASE_TARGET:
         return cfg
-    if target != CHURN_TARGET:
-        raise ValueError(f"unknown training target {target!r}; known: purchase, churn")
-    model = cfg.model.model_copy(update={"name": f"{cfg.model.name}_{target}",
-                                         "label_horizon_days": cfg.model.churn_horizon_days,
+    horizon = cfg.model.churn_horizon_days if target == CHURN_TARGET else horizon_of(target)
+    if horizon is None:
+        raise ValueError(f"unknown training target {target!r}; known: purchase, churn, purchase_<N>d")
+    model = cfg.model.model_copy(update={"name": f"{cfg.model.name}_{target}", "label_horizon_days": horizon,
                                          "targets": [PURCHASE_TARGET]})
     mlflow_settings = cfg.mlflow.model_copy(update={"experiment": f"{cfg.mlflow.experiment}_{target}"})
     return cfg.model_copy(update={"model": model, "mlflow": mlflow_settings})
@@ -86,7 +87,7 @@ def training_sets(lake: Lakehouse, run_date: dt.date,
 
     Computes missing feature and customer value partitions. The rows are the population of
     :func:`portrait.features.population.with_customers` on each snapshot date. The label is ``target``'s
-    (``purchase``: a paid order in the horizon; ``churn``: no activity in it; ``lake`` carries the
+    (``purchase`` and ``purchase_<N>d``: a paid order in the horizon; ``churn``: no activity in it; ``lake`` carries the
     :func:`target_config` of the target). The split is time-based (newest snapshot tests) or, with
     ``model.split: user_hash`` or a single snapshot, by a hash of ``user_id``.
     """
@@ -98,7 +99,7 @@ def training_sets(lake: Lakehouse, run_date: dt.date,
     # purchase-history columns as of the snapshot (customer_value sees only orders to its date).
     rows = lake.read_days(USER_FEATURES, dates).transform(
         with_customers(customer_value.ensure(lake, dates), lake.cfg.features))
-    if target == PURCHASE_TARGET:
+    if target != CHURN_TARGET:
         label = label_purchases(stitched(lake, ORDERS), settings.label_horizon_days)
     else:
         label = label_churn(activity_days(stitched(lake, CLICKSTREAM), stitched(lake, ORDERS)),
@@ -165,7 +166,7 @@ def train(lake: Lakehouse, run_date: dt.date, target: str = PURCHASE_TARGET) -> 
     model, tuning_params, tuning_metrics = _fit(cfg, train_rows)
     with timed("evaluate"):
         report = evaluate_model(test.transform(score(model)), seed=settings.seed,
-                                horizon_days=settings.label_horizon_days, positive_buys=target == PURCHASE_TARGET)
+                                horizon_days=settings.label_horizon_days, positive_buys=target != CHURN_TARGET)
         metrics = {**report.metrics, **tuning_metrics}
     with timed("explain"):
         explanation = explain_model(model, train_rows, settings.vocabulary_tokens)

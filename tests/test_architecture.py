@@ -85,7 +85,8 @@ def test_imports_only_point_down_and_pure_code_never_reaches_storage():
 # loads only when a training run draws its evaluation plots.
 DEFERRED_IMPORTS = {("portrait.cli", "portrait.commands"), ("portrait.model.tracking", "portrait.model.plots"),
                     ("portrait.model.tracking", "portrait.model.plots.close"),
-                    ("portrait.model.tracking", "portrait.model.plots.evaluation_figures")}
+                    ("portrait.model.tracking", "portrait.model.plots.evaluation_figures"),
+                    ("portrait.model.tracking", "portrait.model.plots.value_holdout_figure")}
 
 
 def test_portrait_modules_are_imported_at_module_level_only():

@@ -191,6 +191,8 @@ def test_assemble_portrait_exact_rows(spark, cfg):
         "feature_dt": F.lit(FEATURE_DAY), "dt": F.lit(PORTRAIT_DAY),
         # the scored rows carry no purchase history or customer value
         **{name: F.lit(None) for name in (*(c for c, _ in PURCHASE_HISTORY), *PORTRAIT_VALUE_COLUMNS)},
+        # no purchase_<N>d targets: no further horizons
+        "horizon_propensities": F.lit(None), "horizon_model_run_ids": F.lit(None),
     }
     expected = varying.join(keys, "user_id").select(
         *[constants[f.name].cast(f.dataType).alias(f.name) if f.name in constants else F.col(f.name)

@@ -56,7 +56,11 @@ def test_daily_run_writes_one_portrait_row_per_user_and_date(spark, default_run)
     assert portrait.groupBy("user_id", "dt").count().where("count > 1").count() == 0
     assert {r["dt"] for r in portrait.select("dt").distinct().collect()} == {RUN_DATE}
     features = io.read_table(spark, cfg, USER_FEATURES).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))
-    assert portrait.select("user_id").exceptAll(features.select("user_id")).count() == 0
+    customers = io.read_table(spark, cfg, CUSTOMER_VALUE).where(F.col("dt") == F.lit(RUN_DATE).cast("date"))
+    # Who has a row: everyone active in the lookback and every customer of the retention window, once.
+    population = features.select("user_id").union(customers.select("user_id")).distinct()
+    assert portrait.select("user_id").exceptAll(population).isEmpty()
+    assert population.exceptAll(portrait.select("user_id")).isEmpty()
     stats = portrait.agg(F.min(SCORE), F.max(SCORE), F.min("propensity_decile"), F.max("propensity_decile")).first()
     assert 0.0 <= stats[0] < stats[1] <= 1.0
     assert (stats[2], stats[3]) == (1, 10)

@@ -18,6 +18,7 @@ from portrait.generate import (
     arrow_schema,
     generate_tables,
 )
+from portrait.generate.history import purchase_history
 
 END = datetime.date(2024, 6, 30)
 USERS, DAYS, SEED = 300, 20, 7
@@ -388,3 +389,23 @@ def test_planted_signal_carts_and_intent_searches_precede_purchases() -> None:
     score = carts + intent_searches
     assert 0.65 < _auc(score, buyer) < 0.95
     assert (carts[buyer] == 0).any() and (carts[~buyer] > 0).any()
+
+
+def test_the_buyers_history_is_orders_only_of_the_planted_process_and_deterministic():
+    days, customers = 730, 3000
+    first = pd.Timestamp(END - datetime.timedelta(days=days - 1))
+    history = purchase_history(customers, days, END, seed=3, time_zone="Asia/Shanghai")
+    assert history["clickstream"].num_rows == 0 and history["clickstream"].schema == arrow_schema(schemas.CLICKSTREAM)
+    orders = history["orders"]
+    assert orders.schema == arrow_schema(schemas.ORDERS)
+    assert orders.equals(purchase_history(customers, days, END, seed=3, time_zone="Asia/Shanghai")["orders"])
+    frame = orders.to_pandas()
+    local = frame["order_time"].dt.tz_convert(ZoneInfo("Asia/Shanghai")).dt.date
+    assert (local == frame["dt"]).all() and frame["dt"].between(first.date(), END).all()
+    assert frame["user_id"].nunique() == customers and frame["order_id"].is_unique
+    assert (frame["status"] == "paid").all() and (frame["unit_price"] > 0).all()
+    # Acquisition is even over the history, and repeat buying follows r / alpha = 1/60 per day while alive.
+    first_days = frame.groupby("user_id")["dt"].min().map(lambda d: (pd.Timestamp(d) - first).days)
+    assert 0.4 < (first_days < days / 2).mean() < 0.6
+    repeats_per_customer = len(frame) / customers - 1
+    assert 1.0 < repeats_per_customer < days / 2 / 60

@@ -1,7 +1,7 @@
 """A model that learnt nothing is never registered or published (portrait/model/gate.py, stages/train.py).
 
 The gates themselves on exact numbers, then one daily run on a shop far too young to learn from (43 persons,
-14 days): it says why with the numbers, publishes the portrait with rule tags and null scores, and registers
+9 days, as the real behaviour sample that registered a model of all-zero scores): it says why with the numbers, publishes the portrait with rule tags and null scores, and registers
 nothing; a model trained on the same shop that does not beat its baselines is logged with its evaluation but
 not registered.
 """
@@ -84,11 +84,11 @@ def test_auc_of_rows_of_one_class_is_undefined_not_zero_or_one(spark):
 
 @pytest.fixture(scope="module")
 def young_shop(spark, tmp_path_factory):
-    """``portrait daily`` on a generated shop of 43 persons and 14 days, both targets configured: purchase has
-    two snapshots of history three days apart (too few rows), churn none (its 30-day label reaches back too
+    """``portrait daily`` on a generated shop of 43 persons and 9 days, both targets configured: purchase has
+    two snapshots of history, its first two days (too few rows), churn none (its 30-day label reaches back too
     far)."""
-    cfg = make_config(tmp_path_factory.mktemp("young") / "shop", GENERATE__USERS="43", GENERATE__DAYS="14",
-                      MODEL__TARGETS="[purchase, churn]", MODEL__TRAINING_SNAPSHOTS="2", MODEL__SNAPSHOT_STEP_DAYS="3")
+    cfg = make_config(tmp_path_factory.mktemp("young") / "shop", GENERATE__USERS="43", GENERATE__DAYS="9",
+                      MODEL__TARGETS="[purchase, churn]", MODEL__TRAINING_SNAPSHOTS="2", MODEL__SNAPSHOT_STEP_DAYS="1")
     summary = graph.run_daily(Lakehouse(spark, cfg), DAY)
     return cfg, summary
 

@@ -19,7 +19,7 @@ class GenerateConfig(_Section):
                             "reviews); buyers: an orders-only purchase history whose customers follow a planted "
                             "BG/NBD + Gamma-Gamma process (portrait/generate/history.py), users = customers.")
     users: int = Field(4000, ge=10)
-    days: int = Field(60, ge=14, le=3650)
+    days: int = Field(60, ge=7, le=3650)
     seed: int = 7
 
 

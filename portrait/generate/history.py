@@ -10,7 +10,7 @@ orders: the shop the value models are for, and the case where a 90-day behaviour
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -81,9 +81,3 @@ def purchase_history(customers: int, days: int, end_date: _dt.date, seed: int, t
     })
     return {"clickstream": arrow_schema(schemas.CLICKSTREAM).empty_table(), "orders": orders}
 
-
-def planted(process: BuyerProcess = BuyerProcess()) -> dict[str, float]:
-    """The planted parameters by name, as the fit reports them (Gamma-Gamma's gamma is its v)."""
-    values = asdict(process)
-    values["v"] = values.pop("gamma")
-    return values

@@ -17,7 +17,7 @@ from tests.shops import RUN_DATE
 pytestmark = [pytest.mark.slow, pytest.mark.mission]
 
 BUYERS_SHOP = {"GENERATE__KIND": "buyers", "GENERATE__USERS": "2000", "GENERATE__DAYS": "730",
-               "MODEL__LABEL_HORIZON_DAYS": "90", "MODEL__TARGETS": "[purchase, churn, purchase_30d]"}
+               "MODEL__LABEL_HORIZON_DAYS": "90", "MODEL__TARGETS": "[purchase, purchase_30d]"}
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,9 @@ from portrait.model.evaluation import (
     decile_edges,
     decile_table,
     evaluate_model,
+    expected_purchases_column,
+    history_baselines,
+    holdout_by_frequency,
     random_baseline,
     rfm_baseline,
     rfm_edges,
@@ -182,3 +185,56 @@ def test_evaluation_figures_render(report, tmp_path):
         figure.savefig(tmp_path / name)
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     close(figures)
+
+
+HISTORY_ROWS = ("user_id string, dt date, days_since_last_order int, orders_90d long, spend_90d double, label double, "
+                "purchase_propensity double, days_since_last_purchase int, purchase_days int, "
+                "expected_purchases_30d double, expected_purchases_90d double, expected_purchases_365d double, "
+                "p_alive double")
+
+
+@pytest.fixture(scope="module")
+def history_rows(spark):
+    return spark.createDataFrame([
+        # user, dt, R, F, M, label, score, days since purchase, purchase days, E30, E90, E365, P(alive)
+        ("a", D, 5, 2, 50.0, 1.0, 0.9, 5, 9, 0.5, 1.2, 3.0, 0.9),
+        ("b", D, None, 0, 0.0, 1.0, 0.2, 200, 2, 0.05, 0.3, 0.9, 0.6),
+        ("c", D, 30, 1, 20.0, 0.0, 0.6, 30, 1, 0.1, 0.4, 1.1, 1.0),
+        ("d", D, None, 0, 0.0, 0.0, 0.1, None, None, None, None, None, None),  # never bought: ranks last
+        ("e", D, None, 0, 0.0, 0.0, 0.3, 400, 3, 0.01, 0.02, 0.05, 0.1),
+    ], HISTORY_ROWS)
+
+
+def test_history_baselines_exact(history_rows):
+    buy = {r["user_id"]: r for r in history_rows.withColumns(history_baselines(90)).collect()}
+    assert {u: buy[u]["baseline_bgnbd"] for u in "abcde"} == {"a": 1.2, "b": 0.3, "c": 0.4, "d": 0.0, "e": 0.02}
+    assert {u: buy[u]["baseline_order_count"] for u in "abcde"} == {"a": 9.0, "b": 2.0, "c": 1.0, "d": 0.0, "e": 3.0}
+    assert buy["a"]["baseline_recency"] == pytest.approx(1 / 6) and buy["d"]["baseline_recency"] == 0.0
+    # Churn ranks the other way round; a 30-day horizon reads the 30-day expectation.
+    churn = {r["user_id"]: r for r in history_rows.withColumns(history_baselines(30, positive_buys=False)).collect()}
+    assert {u: churn[u]["baseline_bgnbd"] for u in "abcde"} == {"a": -0.5, "b": -0.05, "c": -0.1, "d": -0.0,
+                                                               "e": -0.01}
+    assert [expected_purchases_column(h) for h in (7, 45, 60, 61, 200, 365)] == [
+        "expected_purchases_30d", "expected_purchases_30d", "expected_purchases_30d", "expected_purchases_90d",
+        "expected_purchases_90d", "expected_purchases_365d"]
+
+
+def test_holdout_by_frequency_exact(history_rows):
+    table = history_rows.transform(holdout_by_frequency(90)).toPandas()
+    assert table["purchase_days"].tolist() == [0, 1, 2, 3, 7]  # none on record, then capped at 7
+    assert table["rows"].tolist() == [1, 1, 1, 1, 1]
+    assert table["observed_rate"].tolist() == [0.0, 0.0, 1.0, 0.0, 1.0]
+    assert table["mean_expected_purchases"].tolist()[1:] == [0.4, 0.3, 0.02, 1.2]
+    assert pd.isna(table["mean_expected_purchases"][0]) and pd.isna(table["mean_p_alive"][0])
+
+
+def test_evaluate_model_reports_the_history_rankings_on_the_same_rows(history_rows):
+    report = evaluate_model(history_rows, seed=42, horizon_days=90)
+    metrics = report.metrics
+    # Positives a, b; negatives c, d, e. The model ranks a > c > e > b > d: a beats 3, b beats 1 of 3 (d).
+    assert metrics["auc_roc"] == pytest.approx(4 / 6)
+    assert metrics["baseline_bgnbd_auc_roc"] == pytest.approx(5 / 6)      # a > c > b > e > d
+    assert metrics["baseline_order_count_auc_roc"] == pytest.approx(5 / 6)  # a > e > b > c > d
+    assert metrics["auc_roc_lift_over_bgnbd"] == pytest.approx(4 / 6 - 5 / 6)
+    assert report.by_frequency is not None and len(report.by_frequency) == 5
+    assert evaluate_model(history_rows, seed=42).by_frequency is None  # no horizon: no history rankings

@@ -77,7 +77,8 @@ def main() -> int:
         coverage = {"customers": lake.read(ORDERS).select("user_id").distinct().count(),
                     "portrait_rows": lake.read(USER_PORTRAIT).where(day).count(),
                     "active_in_lookback": lake.read(USER_FEATURES).where(day).count()}
-        rows = [_row(horizons[0], summary.metrics, summary.mlflow_run_id is not None and not summary.not_trained,
+        registered = summary.promotion is not None and not summary.promotion.startswith("not registered")
+        rows = [_row(horizons[0], summary.metrics, registered,
                      daily_seconds)]
         for horizon in horizons[1:]:
             started = time.perf_counter()
